@@ -57,6 +57,11 @@ export const ModelSpecSchema = z.strictObject({
     channels: z.number().int().positive().describe('(int) hidden width of each head branch'),
     level: z.literal(2).default(2).describe('FPN level the head runs on (P2, stride 4)'),
     heatmapPriorProb: z.number().gt(0).lt(1).default(0.05).describe('(number) initial heatmap probability (bias init)'),
+    /**
+     * How the size branch encodes (w, h): `log-stride` means w = exp(size[0]) * stride, in input
+     * pixels; log space keeps 8 px and 300 px people on the same loss scale.
+     */
+    sizeEncoding: z.literal('log-stride').default('log-stride'),
   }),
   decode: z.strictObject({
     topK: z.number().int().min(1).max(1000).default(100).describe('(int) detections kept per image'),

@@ -1,0 +1,53 @@
+#!/usr/bin/env node
+/**
+ * `edgekd` entry point: a thin dispatcher. Each subcommand lives in its folder's cli.ts and is
+ * imported lazily, so `edgekd model info` never loads the training stack.
+ */
+import { exitCodeFor, formatError } from '../models/core/errors.js';
+import { setLogLevel, type LogLevel } from '../models/core/log.js';
+
+interface Command {
+  summary: string;
+  run: (argv: string[]) => Promise<number>;
+}
+
+const COMMANDS: Record<string, Command> = {
+  train: { summary: 'train a student (distillation comes with the teacher config)', run: async (a) => (await import('../train/cli.js')).trainCommand(a) },
+  eval: { summary: 'evaluate a checkpoint on a dataset (COCO AP, MR^-2)', run: async (a) => (await import('../train/cli.js')).evalCommand(a) },
+  data: { summary: 'data tools: `data synth --out DIR` writes a synthetic COCO set', run: async (a) => (await import('../train/cli.js')).dataCommand(a) },
+  model: { summary: 'model tools: `model info` prints params, MACs and feature taps', run: async (a) => (await import('../models/cli.js')).modelCommand(a) },
+};
+
+function usage(): string {
+  const lines = ['usage: edgekd <command> [options]   (edgekd <command> --help for its options)', '', 'commands:'];
+  for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
+  lines.push('', 'environment: EDGEKD_LOG_LEVEL=error|warn|info|debug');
+  return lines.join('\n');
+}
+
+async function main(): Promise<number> {
+  const [name, ...rest] = process.argv.slice(2);
+  const level = process.env.EDGEKD_LOG_LEVEL;
+  if (level) setLogLevel(level as LogLevel);
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(usage());
+    return name ? 0 : 2;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) {
+    console.error(`error[ERR_CONFIG_UNKNOWN_KEY]: unknown command '${name}'\n\n${usage()}`);
+    return 2;
+  }
+  return cmd.run(rest);
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(formatError(err));
+    if (process.env.EDGEKD_LOG_LEVEL === 'debug' && err instanceof Error) console.error(err.stack);
+    process.exitCode = exitCodeFor(err);
+  },
+);

@@ -1,0 +1,57 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { buildTargets, gaussianRadius } from '../../train/targets.js';
+
+test('gaussianRadius matches CenterNet for known boxes', () => {
+  // Smallest root of the three IoU>=0.7 cases. For a 10x10 box:
+  // r1 = (20 - sqrt(400 - 4*100*0.3/1.7)) / 2 = 1.8221; r2 = (40 - sqrt(1600 - 16*30))/8 = 0.8170; r3 = 4.4721 (case 3)
+  assert.ok(Math.abs(gaussianRadius(10, 10) - 0.8170) < 1e-3, String(gaussianRadius(10, 10)));
+  assert.ok(gaussianRadius(40, 16) > gaussianRadius(20, 8));
+});
+
+test('puts a 1 at the centre cell with size and offset there', () => {
+  // Box 16..80 x 8..72 in a 128x128 input, stride 4: centre (48, 40) px = cell (12, 10) exactly;
+  // 16x16 cells gives a Gaussian radius of floor(1.31) = 1.
+  const t = buildTargets([[{ box: [16, 8, 80, 72], classId: 0 }]], 128, 128, 4, 1);
+  assert.equal(t.h, 32);
+  assert.equal(t.numPos, 1);
+  const cell = 10 * 32 + 12;
+  assert.equal(t.heatmap[cell], 1);
+  assert.equal(t.centerMask[cell], 1);
+  assert.ok(Math.abs(t.size[cell * 2] - Math.log(16)) < 1e-6); // 64 px / 4
+  assert.ok(Math.abs(t.offset[cell * 2]) < 1e-6);
+  // Neighbours get exp(-1 / (2 sigma^2)) with sigma = (2r + 1) / 6 = 0.5: exp(-2).
+  assert.ok(Math.abs(t.heatmap[cell + 1] - Math.exp(-2)) < 1e-6);
+  assert.equal(t.heatmap[cell + 2], 0);
+  // Centre mask is 1 at exactly one cell.
+  assert.equal(t.centerMask.reduce((a, b) => a + b, 0), 1);
+});
+
+test('sub-cell offsets are the fractional centre', () => {
+  const t = buildTargets([[{ box: [10, 10, 20, 30], classId: 0 }]], 64, 64, 4, 1);
+  // centre (15, 20)/4 = (3.75, 5)
+  const cell = 5 * 16 + 3;
+  assert.equal(t.centerMask[cell], 1);
+  assert.ok(Math.abs(t.offset[cell * 2] - 0.75) < 1e-6);
+  assert.ok(Math.abs(t.offset[cell * 2 + 1] - 0) < 1e-6);
+});
+
+test('ignore regions zero the heatmap weight but not labelled centres', () => {
+  const t = buildTargets(
+    [[{ box: [0, 0, 32, 32], classId: 0, ignore: true }, { box: [8, 8, 16, 24], classId: 0 }]],
+    64,
+    64,
+    4,
+    1,
+  );
+  assert.equal(t.heatmapWeight[0], 0); // cell (0,0) inside the ignore box
+  assert.equal(t.heatmapWeight[15 * 16 + 15], 1); // far corner
+  const c = 4 * 16 + 3; // centre (12, 16)/4 = (3, 4)
+  assert.equal(t.centerMask[c], 1);
+  assert.equal(t.heatmapWeight[c], 1);
+  assert.equal(t.numPos, 1);
+});
+
+test('rejects a class id outside the heatmap, naming it', () => {
+  assert.throws(() => buildTargets([[{ box: [0, 0, 8, 8], classId: 3 }]], 64, 64, 4, 2), { name: 'RangeError', message: /'classId'/ });
+});
