@@ -10,6 +10,20 @@
  */
 import * as tf from '@tensorflow/tfjs';
 
+/**
+ * Optional fused kernels a backend may register (edgekd's wasm backend does, see
+ * `train/backend/wasm-kernels/batch-norm-act.ts`). `BN_ACT_KERNEL`: inputs `x`, `gamma`, `beta`,
+ * attrs `epsilon`, `activation`, outputs `[y, mean, variance, invStd]`. `BN_ACT_GRAD_KERNEL`:
+ * inputs `dy`, `x`, `gamma`, `beta`, `mean`, `invStd`, attr `activation`, outputs
+ * `[dx, dgamma, dbeta]`. The names are the contract; models/ never imports a backend.
+ */
+export const BN_ACT_KERNEL = 'EdgekdBatchNormAct';
+/** See {@link BN_ACT_KERNEL}. */
+export const BN_ACT_GRAD_KERNEL = 'EdgekdBatchNormActGrad';
+
+/** Activation applied right after BN (`linear`: none). */
+export type BnActivation = 'linear' | 'relu' | 'relu6';
+
 export interface BatchStats {
   mean: tf.Tensor1D;
   variance: tf.Tensor1D;
@@ -59,6 +73,46 @@ export function batchNormTrain(
           .mul(gm.mul(inv))
           .reshape(dy.shape);
         return [dx, dgamma, dbeta];
+      },
+    };
+  });
+  return op(x, gamma, beta) as tf.Tensor4D;
+}
+
+/**
+ * Training-mode BN followed by an activation: `act(batchNormTrain(x, ...))`. When the active
+ * backend registers {@link BN_ACT_KERNEL} and {@link BN_ACT_GRAD_KERNEL} (and C % 4 == 0) it runs
+ * as one fused op whose backward recomputes the activation mask from `x`; otherwise it is exactly
+ * `batchNormTrain` then `tf.relu`/`tf.relu6`.
+ * @param x - [B, H, W, C]
+ * @param activation - activation after BN
+ * @returns activated, normalised [B, H, W, C]
+ */
+export function batchNormActTrain(
+  x: tf.Tensor4D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  epsilon: number,
+  activation: BnActivation,
+  onStats?: (s: BatchStats) => void,
+): tf.Tensor4D {
+  const backend = tf.getBackend();
+  const fused = x.shape[3] % 4 === 0 && tf.getKernel(BN_ACT_KERNEL, backend) !== undefined && tf.getKernel(BN_ACT_GRAD_KERNEL, backend) !== undefined;
+  if (!fused) {
+    const y = batchNormTrain(x, gamma, beta, epsilon, onStats);
+    return activation === 'relu' ? tf.relu(y) : activation === 'relu6' ? tf.relu6(y) : y;
+  }
+  const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const [xi, g, b] = args as tf.Tensor[];
+    const save = args[3] as tf.GradSaveFunc;
+    const [value, mean, variance, invStd] = tf.engine().runKernel(BN_ACT_KERNEL, { x: xi, gamma: g, beta: b }, { epsilon, activation }) as tf.Tensor[];
+    if (onStats) onStats({ mean: tf.keep(mean) as tf.Tensor1D, variance: tf.keep(variance) as tf.Tensor1D });
+    save([xi, g, b, mean, invStd]);
+    return {
+      value,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, gs, bs, ms, is] = saved;
+        return tf.engine().runKernel(BN_ACT_GRAD_KERNEL, { dy, x: xs, gamma: gs, beta: bs, mean: ms, invStd: is }, { activation }) as tf.Tensor[];
       },
     };
   });

@@ -6,7 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { ModelSpec } from '../core/spec.js';
 import { ModelFormatError } from '../core/errors.js';
 import { buildGraph, initialWeights, type ModelGraph, type TapName, TAP_NAMES } from './graph.js';
-import { batchNormInfer, batchNormTrain, type BatchStats } from './batch-norm.js';
+import { batchNormActTrain, batchNormInfer, type BatchStats } from './batch-norm.js';
 
 /** Raw outputs of one forward pass. Spatial size is input / 4 for the heads. */
 export interface StudentOutput {
@@ -34,6 +34,11 @@ export class Student {
   readonly graph: ModelGraph;
   /** Every parameter (trainable and BN moving statistics) by name. */
   readonly params = new Map<string, tf.Variable>();
+  /**
+   * Training mode fuses BN with the activation that is its only consumer (one op, whose backward
+   * recomputes the mask): BN node name -> that activation node. Same numerics as unfused.
+   */
+  private readonly fusedAct = new Map<string, { name: string; op: 'relu' | 'relu6' }>();
 
   /**
    * @param spec - validated model spec
@@ -47,6 +52,17 @@ export class Student {
       const t = tf.tensor(init.get(p.name)!, p.shape, 'float32');
       this.params.set(p.name, tf.variable(t, p.trainable, `${spec.name}/${p.name}/${Math.random().toString(36).slice(2)}`));
       t.dispose();
+    }
+    const uses = new Map<string, number>();
+    const use = (n: string): void => void uses.set(n, (uses.get(n) ?? 0) + 1);
+    for (const n of this.graph.nodes) {
+      if ('inputs' in n) n.inputs.forEach(use);
+      else if ('input' in n) use(n.input);
+    }
+    Object.values(this.graph.taps).forEach(use);
+    Object.values(this.graph.outputs).forEach(use);
+    for (const n of this.graph.nodes) {
+      if ((n.op === 'relu' || n.op === 'relu6') && uses.get(n.input) === 1) this.fusedAct.set(n.input, { name: n.name, op: n.op });
     }
   }
 
@@ -73,6 +89,7 @@ export class Student {
     const values = new Map<string, tf.Tensor4D>([['image', imageNhwc]]);
     const get = (n: string): tf.Tensor4D => values.get(n)!;
     for (const n of this.graph.nodes) {
+      if (values.has(n.name)) continue; // produced by a fused BN + activation
       let y: tf.Tensor4D;
       switch (n.op) {
         case 'conv': {
@@ -89,7 +106,12 @@ export class Student {
           const beta = this.p(`${n.name}.beta`) as tf.Tensor1D;
           if (opts.training) {
             const cb = opts.onBatchStats;
-            y = batchNormTrain(get(n.input), gamma, beta, n.epsilon, cb ? (s) => cb(n.name, s) : undefined);
+            const act = this.fusedAct.get(n.name);
+            y = batchNormActTrain(get(n.input), gamma, beta, n.epsilon, act?.op ?? 'linear', cb ? (s) => cb(n.name, s) : undefined);
+            if (act) {
+              values.set(act.name, y);
+              continue;
+            }
           } else {
             y = batchNormInfer(
               get(n.input),

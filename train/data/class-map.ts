@@ -33,15 +33,18 @@ export interface ClassMapper {
  */
 export function createClassMapper(opts: ClassMapOptions): ClassMapper {
   const { classes, mapAllTo, aliases = {} } = opts;
-  if (!Array.isArray(classes) || classes.length === 0) throw new RangeError(`'classes' must be a non-empty array of names, got ${JSON.stringify(classes)}`);
+  if (!Array.isArray(classes) || classes.length === 0)
+    throw new RangeError(`'classes' must be a non-empty array of names, got ${JSON.stringify(classes)}`);
   const index = new Map(classes.map((c, i) => [c, i] as const));
   if (mapAllTo !== undefined) {
     const id = index.get(mapAllTo);
-    if (id === undefined) throw new RangeError(`'mapAllTo' must be one of ${classes.join(', ')}, got '${mapAllTo}'`);
+    if (id === undefined)
+      throw new RangeError(`'mapAllTo' must be one of ${classes.join(', ')}, got '${mapAllTo}'`);
     return { idOf: () => id };
   }
   for (const [from, to] of Object.entries(aliases)) {
-    if (!index.has(to)) throw new RangeError(`'aliases.${from}' must be one of ${classes.join(', ')}, got '${to}'`);
+    if (!index.has(to))
+      throw new RangeError(`'aliases.${from}' must be one of ${classes.join(', ')}, got '${to}'`);
   }
   return { idOf: (name) => index.get(Object.hasOwn(aliases, name) ? aliases[name] : name) ?? -1 };
 }

@@ -88,13 +88,19 @@ export async function readCoco(annotationFile: string, opts: CocoReadOptions): P
   try {
     text = await readFile(annotationFile, 'utf8');
   } catch (e) {
-    throw new DataFormatError('ERR_FILE_NOT_FOUND', `cannot read COCO file '${annotationFile}'`, { cause: e });
+    throw new DataFormatError('ERR_FILE_NOT_FOUND', `cannot read COCO file '${annotationFile}'`, {
+      cause: e,
+    });
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (e) {
-    throw new DataFormatError('ERR_DATA_FORMAT', `${annotationFile}: not valid JSON (${e instanceof Error ? e.message : String(e)})`, { cause: e });
+    throw new DataFormatError(
+      'ERR_DATA_FORMAT',
+      `${annotationFile}: not valid JSON (${e instanceof Error ? e.message : String(e)})`,
+      { cause: e },
+    );
   }
   const parsed = CocoSchema.safeParse(json);
   if (!parsed.success) {
@@ -133,7 +139,10 @@ export async function readCoco(annotationFile: string, opts: CocoReadOptions): P
         entry.missing = true;
         skips.add(`${fileLabel}: images[${i}]`, `image file not found under '${imagesDir}'`);
       } else {
-        throw new DataFormatError('ERR_FILE_NOT_FOUND', `${annotationFile}: images[${i}].file_name: image file not found: '${path}'`);
+        throw new DataFormatError(
+          'ERR_FILE_NOT_FOUND',
+          `${annotationFile}: images[${i}].file_name: image file not found: '${path}'`,
+        );
       }
     }
   });
@@ -156,7 +165,8 @@ export async function readCoco(annotationFile: string, opts: CocoReadOptions): P
       return;
     }
     if (cat.classId < 0) {
-      if (opts.strict) fail(`annotations[${i}].category_id: class '${cat.name}' is not one of ${opts.classes.join(', ')}`);
+      if (opts.strict)
+        fail(`annotations[${i}].category_id: class '${cat.name}' is not one of ${opts.classes.join(', ')}`);
       skips.add(where, `unknown class '${cat.name}'`);
       return;
     }
@@ -186,11 +196,19 @@ export async function readCoco(annotationFile: string, opts: CocoReadOptions): P
       load: async () => {
         const im = await decodeImage(path);
         if (im.width !== img.width || im.height !== img.height) {
-          throw new DataFormatError('ERR_DATA_FORMAT', `image '${path}' is ${im.width}x${im.height} but ${fileLabel} says ${img.width}x${img.height}`);
+          throw new DataFormatError(
+            'ERR_DATA_FORMAT',
+            `image '${path}' is ${im.width}x${im.height} but ${fileLabel} says ${img.width}x${img.height}`,
+          );
         }
         return im;
       },
     });
   }
-  return { name: basename(annotationFile).replace(/\.json$/i, ''), classes: [...opts.classes], samples, skipped: skips.records() };
+  return {
+    name: basename(annotationFile).replace(/\.json$/i, ''),
+    classes: [...opts.classes],
+    samples,
+    skipped: skips.records(),
+  };
 }

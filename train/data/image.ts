@@ -34,18 +34,30 @@ export async function decodeImage(source: string | Buffer, label?: string): Prom
     try {
       bytes = await readFile(source);
     } catch (e) {
-      if (isNotFound(e)) throw new DataFormatError('ERR_FILE_NOT_FOUND', `image file not found: '${name}'`, { cause: e });
+      if (isNotFound(e))
+        throw new DataFormatError('ERR_FILE_NOT_FOUND', `image file not found: '${name}'`, { cause: e });
       throw new DataFormatError('ERR_IMAGE_DECODE', `cannot read image '${name}'`, { cause: e });
     }
   } else {
     bytes = source;
   }
   try {
-    const { data, info } = await sharp(bytes).removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(bytes)
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
-      throw new DataFormatError('ERR_IMAGE_DECODE', `cannot decode image '${name}': expected 3 channels of 8 bits, got ${info.channels} channels, ${data.length} bytes`);
+      throw new DataFormatError(
+        'ERR_IMAGE_DECODE',
+        `cannot decode image '${name}': expected 3 channels of 8 bits, got ${info.channels} channels, ${data.length} bytes`,
+      );
     }
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.length), width: info.width, height: info.height };
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+      width: info.width,
+      height: info.height,
+    };
   } catch (e) {
     if (e instanceof DataFormatError) throw e;
     const why = e instanceof Error ? e.message : String(e);
@@ -64,7 +76,8 @@ export async function readImageSize(path: string): Promise<{ width: number; heig
     return { width: m.width, height: m.height };
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
-    if (/missing|ENOENT|does not exist/i.test(why)) throw new DataFormatError('ERR_FILE_NOT_FOUND', `image file not found: '${path}'`, { cause: e });
+    if (/missing|ENOENT|does not exist/i.test(why))
+      throw new DataFormatError('ERR_FILE_NOT_FOUND', `image file not found: '${path}'`, { cause: e });
     throw new DataFormatError('ERR_IMAGE_DECODE', `cannot read image header '${path}': ${why}`, { cause: e });
   }
 }
@@ -77,10 +90,28 @@ export type ResizeMode = 'letterbox' | 'stretch';
  * (scaled size rounded to whole pixels, centred, padding split with the extra pixel right/bottom);
  * `stretch` fills the input.
  */
-export function letterboxTransform(srcWidth: number, srcHeight: number, height: number, width: number, mode: ResizeMode = 'letterbox'): LetterboxTransform {
-  if (!(srcWidth > 0 && srcHeight > 0)) throw new RangeError(`source size must be positive, got ${srcWidth}x${srcHeight}`);
-  if (!(width > 0 && height > 0)) throw new RangeError(`'height'/'width' must be positive, got ${height}x${width}`);
-  if (mode === 'stretch') return { srcWidth, srcHeight, width, height, scaleX: width / srcWidth, scaleY: height / srcHeight, padX: 0, padY: 0 };
+export function letterboxTransform(
+  srcWidth: number,
+  srcHeight: number,
+  height: number,
+  width: number,
+  mode: ResizeMode = 'letterbox',
+): LetterboxTransform {
+  if (!(srcWidth > 0 && srcHeight > 0))
+    throw new RangeError(`source size must be positive, got ${srcWidth}x${srcHeight}`);
+  if (!(width > 0 && height > 0))
+    throw new RangeError(`'height'/'width' must be positive, got ${height}x${width}`);
+  if (mode === 'stretch')
+    return {
+      srcWidth,
+      srcHeight,
+      width,
+      height,
+      scaleX: width / srcWidth,
+      scaleY: height / srcHeight,
+      padX: 0,
+      padY: 0,
+    };
   const s = Math.min(width / srcWidth, height / srcHeight);
   const newW = Math.max(1, Math.min(width, Math.round(srcWidth * s)));
   const newH = Math.max(1, Math.min(height, Math.round(srcHeight * s)));
@@ -102,15 +133,32 @@ export function letterboxTransform(srcWidth: number, srcHeight: number, height: 
  * @param width - network input width in pixels.
  * @returns the `height x width` image and the transform that maps source boxes onto it.
  */
-export function letterbox(img: RgbImage, height: number, width: number, opts: { mode?: ResizeMode; pad?: number } = {}): { image: RgbImage; transform: LetterboxTransform } {
+export function letterbox(
+  img: RgbImage,
+  height: number,
+  width: number,
+  opts: { mode?: ResizeMode; pad?: number } = {},
+): { image: RgbImage; transform: LetterboxTransform } {
   const t = letterboxTransform(img.width, img.height, height, width, opts.mode);
-  const image = resampleAxisAligned(img, width, height, { scale: t.scaleX, offset: t.padX }, { scale: t.scaleY, offset: t.padY }, { pad: opts.pad ?? LETTERBOX_PAD });
+  const image = resampleAxisAligned(
+    img,
+    width,
+    height,
+    { scale: t.scaleX, offset: t.padX },
+    { scale: t.scaleY, offset: t.padY },
+    { pad: opts.pad ?? LETTERBOX_PAD },
+  );
   return { image, transform: t };
 }
 
 /** Maps a source-pixel box into network-input pixels (not clipped). */
 export function boxToNetwork(b: BoxXyxy, t: LetterboxTransform): BoxXyxy {
-  return [b[0] * t.scaleX + t.padX, b[1] * t.scaleY + t.padY, b[2] * t.scaleX + t.padX, b[3] * t.scaleY + t.padY];
+  return [
+    b[0] * t.scaleX + t.padX,
+    b[1] * t.scaleY + t.padY,
+    b[2] * t.scaleX + t.padX,
+    b[3] * t.scaleY + t.padY,
+  ];
 }
 
 /** Maps a network-input box (e.g. a detection) back to source pixels, clipped to the source image. */

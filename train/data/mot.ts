@@ -87,7 +87,10 @@ export async function readMot(gtPath: string, opts: MotReadOptions): Promise<Dat
   const mapper = createClassMapper(opts);
   let target = mapper.idOf('pedestrian');
   if (target < 0) target = mapper.idOf('person');
-  if (target < 0) throw new RangeError(`'classes' must contain 'person' or 'pedestrian' for MOT labels (or set 'mapAllTo'), got ${opts.classes.join(', ')}`);
+  if (target < 0)
+    throw new RangeError(
+      `'classes' must contain 'person' or 'pedestrian' for MOT labels (or set 'mapAllTo'), got ${opts.classes.join(', ')}`,
+    );
   const pedestrian = new Set(opts.pedestrianClasses ?? [1]);
   const ignoreCls = new Set(opts.ignoreClasses ?? [2, 7]);
   const minVis = opts.minVisibility ?? 0;
@@ -117,7 +120,12 @@ export async function readMot(gtPath: string, opts: MotReadOptions): Promise<Dat
     const last = Math.min(n, opts.frameRange?.[1] ?? n);
     if (last >= first) {
       const frames = Array.from({ length: last - first + 1 }, (_, i) => first + i);
-      const cache = new VideoFrameCache(opts.video, { frames: frames.map((f) => f - 1), ffmpegPath: opts.ffmpegPath, size: info, encoding: opts.videoEncoding });
+      const cache = new VideoFrameCache(opts.video, {
+        frames: frames.map((f) => f - 1),
+        ffmpegPath: opts.ffmpegPath,
+        size: info,
+        encoding: opts.videoEncoding,
+      });
       for (const f of frames) frameLoad.set(f, () => cache.get(f - 1));
     }
   } else {
@@ -126,7 +134,11 @@ export async function readMot(gtPath: string, opts: MotReadOptions): Promise<Dat
     try {
       files = await readdir(dir);
     } catch (e) {
-      throw new DataFormatError('ERR_FILE_NOT_FOUND', `MOT frames folder not found: '${dir}' (pass 'frames' or 'video')`, { cause: e });
+      throw new DataFormatError(
+        'ERR_FILE_NOT_FOUND',
+        `MOT frames folder not found: '${dir}' (pass 'frames' or 'video')`,
+        { cause: e },
+      );
     }
     let firstFile: string | undefined;
     for (const f of files.sort()) {
@@ -147,9 +159,15 @@ export async function readMot(gtPath: string, opts: MotReadOptions): Promise<Dat
   text.split(/\r?\n/).forEach((line, li) => {
     if (!line.trim()) return;
     const where = `${label}:${li + 1}`;
-    const v = line.split(/[,\s]+/).filter(Boolean).map(Number);
+    const v = line
+      .split(/[,\s]+/)
+      .filter(Boolean)
+      .map(Number);
     if (v.length < 6 || !v.slice(0, 6).every(Number.isFinite)) {
-      throw new DataFormatError('ERR_DATA_FORMAT', `${gtPath}:${li + 1}: expected 'frame,id,x,y,w,h[,conf,class,visibility]', got '${line.trim()}'`);
+      throw new DataFormatError(
+        'ERR_DATA_FORMAT',
+        `${gtPath}:${li + 1}: expected 'frame,id,x,y,w,h[,conf,class,visibility]', got '${line.trim()}'`,
+      );
     }
     const [frame, id, x, y, w, h] = v;
     const conf = Number.isFinite(v[6]) ? v[6] : 1;

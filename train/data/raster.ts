@@ -35,7 +35,12 @@ export function shapeBounds(s: Shape): [number, number, number, number] {
     case 'ellipse':
       return [s.cx - s.rx, s.cy - s.ry, s.cx + s.rx, s.cy + s.ry];
     case 'capsule':
-      return [Math.min(s.x1, s.x2) - s.r, Math.min(s.y1, s.y2) - s.r, Math.max(s.x1, s.x2) + s.r, Math.max(s.y1, s.y2) + s.r];
+      return [
+        Math.min(s.x1, s.x2) - s.r,
+        Math.min(s.y1, s.y2) - s.r,
+        Math.max(s.x1, s.x2) + s.r,
+        Math.max(s.y1, s.y2) + s.r,
+      ];
     case 'rect':
       return [s.x1, s.y1, s.x2, s.y2];
     case 'poly': {

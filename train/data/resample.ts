@@ -85,8 +85,16 @@ export interface ResampleOptions {
  * @param mapY - same for y.
  * @returns the new image; `src` is not modified.
  */
-export function resampleAxisAligned(src: RgbImage, outWidth: number, outHeight: number, mapX: AxisMap, mapY: AxisMap, opts: ResampleOptions = {}): RgbImage {
-  if (!(mapX.scale > 0) || !(mapY.scale > 0)) throw new RangeError(`'scale' must be > 0, got ${mapX.scale}, ${mapY.scale}`);
+export function resampleAxisAligned(
+  src: RgbImage,
+  outWidth: number,
+  outHeight: number,
+  mapX: AxisMap,
+  mapY: AxisMap,
+  opts: ResampleOptions = {},
+): RgbImage {
+  if (!(mapX.scale > 0) || !(mapY.scale > 0))
+    throw new RangeError(`'scale' must be > 0, got ${mapX.scale}, ${mapY.scale}`);
   const pad = opts.pad ?? 114;
   const sw = src.width;
   const sd = src.data;

@@ -126,8 +126,10 @@ function buildFigure(rng: Rng): Figure {
   const shoes = rng.chance(0.7) ? shade(anyColour(rng), 0.35) : anyColour(rng);
   const coat = rng.chance(0.25);
   const P: Paint[] = [];
-  const cap = (x1: number, y1: number, x2: number, y2: number, r: number, color: Rgb) => P.push({ shape: { kind: 'capsule', x1, y1, x2, y2, r }, color });
-  const ell = (cx: number, cy: number, rx: number, ry: number, color: Rgb) => P.push({ shape: { kind: 'ellipse', cx, cy, rx, ry }, color });
+  const cap = (x1: number, y1: number, x2: number, y2: number, r: number, color: Rgb) =>
+    P.push({ shape: { kind: 'capsule', x1, y1, x2, y2, r }, color });
+  const ell = (cx: number, cy: number, rx: number, ry: number, color: Rgb) =>
+    P.push({ shape: { kind: 'ellipse', cx, cy, rx, ry }, color });
   const poly = (pts: number[], color: Rgb) => P.push({ shape: { kind: 'poly', pts }, color });
   const rad = Math.PI / 180;
 
@@ -155,7 +157,7 @@ function buildFigure(rng: Rng): Figure {
   let legs: { hipX: number; l: Limb; far: boolean }[];
   let arms: { sx: number; l: Limb; far: boolean }[];
   if (side) {
-    const a = rng.uniform(0.4, 1) * 24 * rad;
+    const a = rng.uniform(0.55, 1) * 21 * rad;
     const b = a * rng.uniform(0.8, 1.4);
     const bend = rng.uniform(5, 25) * rad;
     const lead = rng.chance(0.5);
@@ -176,10 +178,14 @@ function buildFigure(rng: Rng): Figure {
     const hx = hw * 0.28;
     const lift = rng.uniform(0, 0.06);
     legs = [
-      { hipX: -hx, l: limb(-hx, hipY, -spread, thigh, -spread * 0.5, shin - (rng.chance(0.5) ? lift : 0)), far: false },
+      {
+        hipX: -hx,
+        l: limb(-hx, hipY, -spread, thigh, -spread * 0.5, shin - (rng.chance(0.5) ? lift : 0)),
+        far: false,
+      },
       { hipX: hx, l: limb(hx, hipY, spread, thigh, spread * 0.5, shin), far: false },
     ];
-    const out = () => rng.uniform(6, 16) * rad;
+    const out = () => rng.uniform(8, 16) * rad;
     const sx = sw / 2 - armR * 0.6;
     const oL = out();
     const oR = out();
@@ -192,7 +198,14 @@ function buildFigure(rng: Rng): Figure {
   const drawArm = (arm: (typeof arms)[number]) => {
     const c = arm.far ? shade(top, 0.8) : top;
     cap(arm.sx, shoulderY + 0.015, arm.l.kx, arm.l.ky, armR * 1.05, c);
-    cap(arm.l.kx, arm.l.ky, arm.l.ex, arm.l.ey, armR * (rng.chance(0.5) ? 0.95 : 0.85), rng.chance(0.3) ? skin : c);
+    cap(
+      arm.l.kx,
+      arm.l.ky,
+      arm.l.ex,
+      arm.l.ey,
+      armR * (rng.chance(0.5) ? 0.95 : 0.85),
+      rng.chance(0.3) ? skin : c,
+    );
     ell(arm.l.ex, arm.l.ey + armR * 0.4, armR * 0.9, armR * 1.1, arm.far ? shade(skin, 0.85) : skin);
   };
   const drawLeg = (leg: (typeof legs)[number]) => {
@@ -200,7 +213,14 @@ function buildFigure(rng: Rng): Figure {
     cap(leg.hipX, hipY, leg.l.kx, leg.l.ky, legR, c);
     cap(leg.l.kx, leg.l.ky, leg.l.ex, leg.l.ey, legR * 0.85, c);
     const toe = side ? dir * 0.055 : 0;
-    cap(leg.l.ex - toe * 0.2, leg.l.ey, leg.l.ex + toe, leg.l.ey + legR * 0.2, legR * 0.8, leg.far ? shade(shoes, 0.8) : shoes);
+    cap(
+      leg.l.ex - toe * 0.2,
+      leg.l.ey,
+      leg.l.ex + toe,
+      leg.l.ey + legR * 0.2,
+      legR * 0.8,
+      leg.far ? shade(shoes, 0.8) : shoes,
+    );
   };
 
   for (const a of arms) if (a.far) drawArm(a);
@@ -211,12 +231,22 @@ function buildFigure(rng: Rng): Figure {
   const lean = side ? dir * rng.uniform(0, 0.02) : 0;
   poly([lean - sw / 2, shoulderY, lean + sw / 2, shoulderY, bw / 2, bottomY, -bw / 2, bottomY], top);
   cap(lean - sw / 2 + armR, shoulderY + armR * 0.5, lean + sw / 2 - armR, shoulderY + armR * 0.5, armR, top); // round shoulders
-  if (!coat && rng.chance(0.3)) poly([-hw / 2, hipY - 0.03, hw / 2, hipY - 0.03, hw / 2, hipY + 0.03, -hw / 2, hipY + 0.03], bottom);
+  if (!coat && rng.chance(0.3))
+    poly([-hw / 2, hipY - 0.03, hw / 2, hipY - 0.03, hw / 2, hipY + 0.03, -hw / 2, hipY + 0.03], bottom);
   if (view !== 'front' && rng.chance(0.3)) {
     // Backpack on the back.
     const bx = side ? -dir * (sw / 2 + 0.02) : 0;
     const bwid = side ? 0.07 : sw * 0.75;
-    P.push({ shape: { kind: 'rect', x1: bx - bwid / 2, y1: shoulderY + 0.02, x2: bx + bwid / 2, y2: shoulderY + 0.2 }, color: anyColour(rng) });
+    P.push({
+      shape: {
+        kind: 'rect',
+        x1: bx - bwid / 2,
+        y1: shoulderY + 0.02,
+        x2: bx + bwid / 2,
+        y2: shoulderY + 0.2,
+      },
+      color: anyColour(rng),
+    });
   }
   // Neck, head, hair.
   const headCx = lean + (side ? dir * 0.01 : 0);
@@ -239,7 +269,11 @@ function buildFigure(rng: Rng): Figure {
       }
     }
   }
-  if (rng.chance(0.12)) P.push({ shape: { kind: 'ellipse', cx: headCx, cy: hry * 0.45, rx: hrx * 1.15, ry: hry * 0.5 }, color: anyColour(rng) }); // hat
+  if (rng.chance(0.12))
+    P.push({
+      shape: { kind: 'ellipse', cx: headCx, cy: hry * 0.45, rx: hrx * 1.15, ry: hry * 0.5 },
+      color: anyColour(rng),
+    }); // hat
   for (const a of arms) if (!a.far) drawArm(a);
   return { paints: P };
 }
@@ -249,7 +283,14 @@ function transformShape(s: Shape, k: number, ox: number, oy: number): Shape {
     case 'ellipse':
       return { kind: 'ellipse', cx: s.cx * k + ox, cy: s.cy * k + oy, rx: s.rx * k, ry: s.ry * k };
     case 'capsule':
-      return { kind: 'capsule', x1: s.x1 * k + ox, y1: s.y1 * k + oy, x2: s.x2 * k + ox, y2: s.y2 * k + oy, r: s.r * k };
+      return {
+        kind: 'capsule',
+        x1: s.x1 * k + ox,
+        y1: s.y1 * k + oy,
+        x2: s.x2 * k + ox,
+        y2: s.y2 * k + oy,
+        r: s.r * k,
+      };
     case 'rect':
       return { kind: 'rect', x1: s.x1 * k + ox, y1: s.y1 * k + oy, x2: s.x2 * k + ox, y2: s.y2 * k + oy };
     case 'poly':
@@ -270,7 +311,12 @@ function unionBounds(paints: Paint[]): BoxXyxy {
 }
 
 /** Places a figure so its full-body box is `height` tall with its bottom centre at (footX, footY). */
-function placeFigure(fig: Figure, height: number, footX: number, footY: number): { paints: Paint[]; box: BoxXyxy } {
+function placeFigure(
+  fig: Figure,
+  height: number,
+  footX: number,
+  footY: number,
+): { paints: Paint[]; box: BoxXyxy } {
   const u = unionBounds(fig.paints);
   const k = height / (u[3] - u[1]);
   const ox = footX - ((u[0] + u[2]) / 2) * k;
@@ -335,7 +381,22 @@ function car(rng: Rng, x: number, baseY: number, w: number): Paint[] {
   const r = h * 0.2;
   return [
     { shape: rect(x + w * 0.2, baseY - h, x + w * 0.8, baseY - h * 0.5), color: shade(body, 0.9) },
-    { shape: { kind: 'poly', pts: [x + w * 0.25, baseY - h * 0.95, x + w * 0.72, baseY - h * 0.95, x + w * 0.78, baseY - h * 0.55, x + w * 0.2, baseY - h * 0.55] }, color: jitter(rng, [90, 110, 130], 0.3) },
+    {
+      shape: {
+        kind: 'poly',
+        pts: [
+          x + w * 0.25,
+          baseY - h * 0.95,
+          x + w * 0.72,
+          baseY - h * 0.95,
+          x + w * 0.78,
+          baseY - h * 0.55,
+          x + w * 0.2,
+          baseY - h * 0.55,
+        ],
+      },
+      color: jitter(rng, [90, 110, 130], 0.3),
+    },
     { shape: rect(x, baseY - h * 0.55, x + w, baseY - r * 0.8), color: body },
     { shape: { kind: 'ellipse', cx: x + w * 0.2, cy: baseY - r, rx: r, ry: r }, color: dark },
     { shape: { kind: 'ellipse', cx: x + w * 0.8, cy: baseY - r, rx: r, ry: r }, color: dark },
@@ -345,10 +406,21 @@ function car(rng: Rng, x: number, baseY: number, w: number): Paint[] {
 function tree(rng: Rng, x: number, baseY: number, h: number): Paint[] {
   const trunk: Rgb = jitter(rng, [90, 65, 40], 0.3);
   const leaf = hsv(rng.uniform(0.2, 0.4), rng.uniform(0.3, 0.7), rng.uniform(0.2, 0.55));
-  const out: Paint[] = [{ shape: { kind: 'capsule', x1: x, y1: baseY, x2: x, y2: baseY - h * 0.55, r: h * 0.035 }, color: trunk }];
+  const out: Paint[] = [
+    { shape: { kind: 'capsule', x1: x, y1: baseY, x2: x, y2: baseY - h * 0.55, r: h * 0.035 }, color: trunk },
+  ];
   const n = rng.int(2, 5);
   for (let i = 0; i < n; i++) {
-    out.push({ shape: { kind: 'ellipse', cx: x + rng.uniform(-0.2, 0.2) * h, cy: baseY - h * rng.uniform(0.6, 0.85), rx: h * rng.uniform(0.15, 0.3), ry: h * rng.uniform(0.12, 0.25) }, color: jitter(rng, leaf, 0.15) });
+    out.push({
+      shape: {
+        kind: 'ellipse',
+        cx: x + rng.uniform(-0.2, 0.2) * h,
+        cy: baseY - h * rng.uniform(0.6, 0.85),
+        rx: h * rng.uniform(0.15, 0.3),
+        ry: h * rng.uniform(0.12, 0.25),
+      },
+      color: jitter(rng, leaf, 0.15),
+    });
   }
   return out;
 }
@@ -363,13 +435,34 @@ function distractor(rng: Rng, x: number, baseY: number, h: number): Paint[] {
   }
   if (r < 0.55) {
     // Skin-tone blob.
-    return [{ shape: { kind: 'ellipse', cx: x, cy: baseY - h / 2, rx: h * rng.uniform(0.1, 0.6), ry: h * rng.uniform(0.1, 0.5) }, color: jitter(rng, rng.pick(SKIN), 0.1) }];
+    return [
+      {
+        shape: {
+          kind: 'ellipse',
+          cx: x,
+          cy: baseY - h / 2,
+          rx: h * rng.uniform(0.1, 0.6),
+          ry: h * rng.uniform(0.1, 0.5),
+        },
+        color: jitter(rng, rng.pick(SKIN), 0.1),
+      },
+    ];
   }
   if (r < 0.75) {
     // Bollard / post with a round top.
     const c = rng.chance(0.5) ? clothing(rng) : jitter(rng, [130, 130, 135], 0.3);
     return [
-      { shape: { kind: 'capsule', x1: x, y1: baseY - h * 0.08, x2: x, y2: baseY - h, r: h * rng.uniform(0.08, 0.15) }, color: c },
+      {
+        shape: {
+          kind: 'capsule',
+          x1: x,
+          y1: baseY - h * 0.08,
+          x2: x,
+          y2: baseY - h,
+          r: h * rng.uniform(0.08, 0.15),
+        },
+        color: c,
+      },
       { shape: { kind: 'ellipse', cx: x, cy: baseY - h, rx: h * 0.12, ry: h * 0.1 }, color: shade(c, 0.8) },
     ];
   }
@@ -378,11 +471,19 @@ function distractor(rng: Rng, x: number, baseY: number, h: number): Paint[] {
   return [
     { shape: rect(x - w / 2, baseY - h * 0.5, x + w / 2, baseY), color: clothing(rng) },
     { shape: rect(x - w / 2, baseY - h * 0.65, x + w / 2, baseY - h * 0.5), color: clothing(rng) },
-    { shape: { kind: 'ellipse', cx: x + w / 2, cy: baseY - h * 0.6, rx: h * 0.08, ry: h * 0.12 }, color: rng.pick(SKIN) },
+    {
+      shape: { kind: 'ellipse', cx: x + w / 2, cy: baseY - h * 0.6, rx: h * 0.08, ry: h * 0.12 },
+      color: rng.pick(SKIN),
+    },
   ];
 }
 
-function layoutScene(seed: number | string, W: number, H: number, o: Required<Omit<SyntheticOptions, 'classId'>>): Layout {
+function layoutScene(
+  seed: number | string,
+  W: number,
+  H: number,
+  o: Required<Omit<SyntheticOptions, 'classId'>>,
+): Layout {
   const rng = createRng(`scene:${seed}`);
   const horizon = rng.chance(0.25) ? -1 : rng.uniform(0.12, 0.55) * H;
   const groundBase = rng.chance(0.5) ? jitter(rng, [125, 125, 120], 0.35) : anyColour(rng);
@@ -408,13 +509,25 @@ function layoutScene(seed: number | string, W: number, H: number, o: Required<Om
     const c = shade(layout.ground[0], rng.uniform(0.6, 0.85));
     const step = rng.uniform(14, 60);
     const vertical = rng.chance(0.6);
-    for (let y = groundTop + step * rng.next(); y < H; y += step) layout.paving.push({ shape: { kind: 'capsule', x1: 0, y1: y, x2: W, y2: y + rng.uniform(-3, 3), r: 0.5 }, color: c });
-    if (vertical) for (let x = step * rng.next(); x < W; x += step) layout.paving.push({ shape: { kind: 'capsule', x1: x, y1: groundTop, x2: x + rng.uniform(-8, 8), y2: H, r: 0.5 }, color: c });
+    for (let y = groundTop + step * rng.next(); y < H; y += step)
+      layout.paving.push({
+        shape: { kind: 'capsule', x1: 0, y1: y, x2: W, y2: y + rng.uniform(-3, 3), r: 0.5 },
+        color: c,
+      });
+    if (vertical)
+      for (let x = step * rng.next(); x < W; x += step)
+        layout.paving.push({
+          shape: { kind: 'capsule', x1: x, y1: groundTop, x2: x + rng.uniform(-8, 8), y2: H, r: 0.5 },
+          color: c,
+        });
   }
   if (rng.chance(0.3)) {
     // Road stripe.
     const y = rng.uniform(groundTop, H);
-    layout.paving.push({ shape: { kind: 'rect', x1: 0, y1: y, x2: W, y2: y + rng.uniform(2, 8) }, color: jitter(rng, [220, 220, 210], 0.1) });
+    layout.paving.push({
+      shape: { kind: 'rect', x1: 0, y1: y, x2: W, y2: y + rng.uniform(2, 8) },
+      color: jitter(rng, [220, 220, 210], 0.1),
+    });
   }
   // Buildings on the horizon.
   if (horizon > 10) {
@@ -427,11 +540,16 @@ function layoutScene(seed: number | string, W: number, H: number, o: Required<Om
   const maxH = Math.max(o.minHeight, Math.min(o.maxHeight, H / 2));
 
   // Clutter, including occluders in front of people.
-  const nClutter = rng.int(4, 28);
+  const nClutter = rng.int(3, 20);
   for (let i = 0; i < nClutter; i++) {
     const baseY = rng.uniform(groundTop, H * 1.05);
     const x = rng.uniform(-0.05, 1.05) * W;
-    const size = perspective ? Math.max(6, (baseY - horizon) * scaleAt * rng.uniform(0.5, 2)) : rng.logUniform(6, H * 0.6);
+    const size = Math.min(
+      H * 0.3,
+      perspective
+        ? Math.max(6, (baseY - horizon) * scaleAt * rng.uniform(0.5, 1.5))
+        : rng.logUniform(6, H * 0.4),
+    );
     const r = rng.next();
     let paints: Paint[];
     if (r < 0.25) paints = distractor(rng, x, baseY, size);
@@ -440,17 +558,61 @@ function layoutScene(seed: number | string, W: number, H: number, o: Required<Om
     else if (r < 0.67) {
       // Pole / lamp post.
       const c = jitter(rng, [90, 90, 95], 0.4);
-      paints = [{ shape: { kind: 'capsule', x1: x, y1: baseY, x2: x + rng.uniform(-2, 2), y2: baseY - size * 2.5, r: Math.max(0.6, size * 0.03) }, color: c }];
-      if (rng.chance(0.4)) paints.push({ shape: { kind: 'ellipse', cx: x, cy: baseY - size * 2.5, rx: size * 0.1, ry: size * 0.06 }, color: jitter(rng, [230, 220, 170], 0.1) });
+      paints = [
+        {
+          shape: {
+            kind: 'capsule',
+            x1: x,
+            y1: baseY,
+            x2: x + rng.uniform(-2, 2),
+            y2: baseY - size * 2.5,
+            r: Math.max(0.6, size * 0.03),
+          },
+          color: c,
+        },
+      ];
+      if (rng.chance(0.4))
+        paints.push({
+          shape: { kind: 'ellipse', cx: x, cy: baseY - size * 2.5, rx: size * 0.1, ry: size * 0.06 },
+          color: jitter(rng, [230, 220, 170], 0.1),
+        });
     } else if (r < 0.82) {
-      paints = [{ shape: { kind: 'ellipse', cx: x, cy: baseY - size * 0.3, rx: size * rng.uniform(0.2, 0.9), ry: size * rng.uniform(0.15, 0.4) }, color: anyColour(rng) }];
+      paints = [
+        {
+          shape: {
+            kind: 'ellipse',
+            cx: x,
+            cy: baseY - size * 0.3,
+            rx: size * rng.uniform(0.2, 0.9),
+            ry: size * rng.uniform(0.15, 0.4),
+          },
+          color: anyColour(rng),
+        },
+      ];
     } else if (r < 0.92) {
       const w = size * rng.uniform(0.5, 2);
-      paints = [{ shape: rect(x - w / 2, baseY - size * rng.uniform(0.3, 1), x + w / 2, baseY), color: anyColour(rng) }];
+      paints = [
+        {
+          shape: rect(x - w / 2, baseY - size * rng.uniform(0.3, 1), x + w / 2, baseY),
+          color: anyColour(rng),
+        },
+      ];
     } else {
       const a = rng.uniform(0, Math.PI);
       const l = size * rng.uniform(0.5, 2);
-      paints = [{ shape: { kind: 'capsule', x1: x, y1: baseY, x2: x + Math.cos(a) * l, y2: baseY - Math.sin(a) * l, r: rng.uniform(0.4, 2) }, color: anyColour(rng) }];
+      paints = [
+        {
+          shape: {
+            kind: 'capsule',
+            x1: x,
+            y1: baseY,
+            x2: x + Math.cos(a) * l,
+            y2: baseY - Math.sin(a) * l,
+            r: rng.uniform(0.4, 2),
+          },
+          color: anyColour(rng),
+        },
+      ];
     }
     layout.objects.push({ depth: baseY, paints, person: -1 });
   }
@@ -459,32 +621,53 @@ function layoutScene(seed: number | string, W: number, H: number, o: Required<Om
   const nPeople = Math.round(rng.logUniform(o.minPeople, o.maxPeople + 1 - 1e-9) - 0.5);
   const count = Math.min(o.maxPeople, Math.max(o.minPeople, nPeople));
   const placed: { x: number; y: number; h: number }[] = [];
+  const overlapShare = (a: BoxXyxy, b: BoxXyxy) => {
+    const iw = Math.min(a[2], b[2]) - Math.max(a[0], b[0]);
+    const ih = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+    if (iw <= 0 || ih <= 0) return 0;
+    const inter = iw * ih;
+    return Math.max(inter / ((a[2] - a[0]) * (a[3] - a[1])), inter / ((b[2] - b[0]) * (b[3] - b[1])));
+  };
   for (let i = 0; i < count; i++) {
-    const h = o.minHeight * Math.pow(maxH / o.minHeight, Math.pow(rng.next(), 1.5));
-    let x: number;
-    let y: number;
-    if (placed.length > 0 && rng.chance(0.35)) {
-      // Join a group: beside someone of similar depth.
-      const p = rng.pick(placed);
-      x = p.x + rng.uniform(-0.9, 0.9) * p.h * 0.45;
-      y = p.y + rng.uniform(-0.08, 0.08) * p.h;
-    } else if (perspective) {
-      y = horizon + h / (scaleAt * rng.uniform(0.8, 1.25));
-      x = rng.uniform(-0.1, 1.1) * W;
-    } else {
-      y = rng.uniform(Math.max(h * 0.8, groundTop), H + h * 0.15);
-      x = rng.uniform(-0.1, 1.1) * W;
+    const figure = buildFigure(rng);
+    let h = o.minHeight * Math.pow(maxH / o.minHeight, Math.pow(rng.next(), 1.5));
+    const group = placed.length > 0 && rng.chance(0.3) ? rng.pick(placed) : undefined;
+    if (group) h = Math.min(maxH, Math.max(o.minHeight, group.h * rng.uniform(0.85, 1.15)));
+    let x = 0;
+    let y = 0;
+    let fig: { paints: Paint[]; box: BoxXyxy } | undefined;
+    // A few tries to avoid hiding most of one person behind another (some heavy occlusion stays).
+    for (let attempt = 0; attempt < 4; attempt++) {
+      if (group) {
+        // Join a group: beside someone of similar size and depth.
+        x = group.x + (rng.chance(0.5) ? 1 : -1) * rng.uniform(0.25, 0.7) * group.h;
+        y = group.y + rng.uniform(-0.06, 0.06) * group.h;
+      } else if (perspective) {
+        y = horizon + h / (scaleAt * rng.uniform(0.8, 1.25));
+        x = rng.uniform(-0.1, 1.1) * W;
+      } else {
+        y = rng.uniform(Math.max(h * 0.8, groundTop), H + h * 0.15);
+        x = rng.uniform(-0.1, 1.1) * W;
+      }
+      if (y > H + h * 0.3) y = rng.uniform(Math.max(h, groundTop), H);
+      fig = placeFigure(figure, h, x, y);
+      const box = fig.box;
+      if (layout.boxes.every((b) => overlapShare(b, box) < 0.5)) break;
     }
-    if (y > H + h * 0.3) y = rng.uniform(Math.max(h, groundTop), H);
     placed.push({ x, y, h });
-    const fig = placeFigure(buildFigure(rng), h, x, y);
     const shadow: Paint = {
-      shape: { kind: 'ellipse', cx: x + rng.uniform(-0.1, 0.25) * h, cy: y - h * 0.01, rx: h * rng.uniform(0.15, 0.3), ry: h * rng.uniform(0.025, 0.05) },
+      shape: {
+        kind: 'ellipse',
+        cx: x + rng.uniform(-0.1, 0.25) * h,
+        cy: y - h * 0.01,
+        rx: h * rng.uniform(0.15, 0.3),
+        ry: h * rng.uniform(0.025, 0.05),
+      },
       color: [0, 0, 0],
       alpha: rng.uniform(0.15, 0.4),
     };
-    layout.objects.push({ depth: y, paints: fig.paints, under: [shadow], person: layout.boxes.length });
-    layout.boxes.push(fig.box);
+    layout.objects.push({ depth: y, paints: fig!.paints, under: [shadow], person: layout.boxes.length });
+    layout.boxes.push(fig!.box);
   }
   // Stable sort by depth: farther (higher up) first.
   layout.objects.sort((a, b) => a.depth - b.depth);
@@ -507,7 +690,9 @@ function paintBackground(l: Layout, img: Uint8Array): void {
   for (let y = 0; y < H; y++) {
     const inSky = y < l.horizon;
     const [c0, c1] = inSky ? l.sky : l.ground;
-    const t = inSky ? y / Math.max(1, l.horizon) : (y - Math.max(0, l.horizon)) / Math.max(1, H - Math.max(0, l.horizon));
+    const t = inSky
+      ? y / Math.max(1, l.horizon)
+      : (y - Math.max(0, l.horizon)) / Math.max(1, H - Math.max(0, l.horizon));
     const r = c0[0] + (c1[0] - c0[0]) * t;
     const g = c0[1] + (c1[1] - c0[1]) * t;
     const b = c0[2] + (c1[2] - c0[2]) * t;
@@ -552,7 +737,11 @@ function addNoise(l: Layout, img: Uint8Array): void {
   }
 }
 
-function render(l: Layout, paint: boolean, o: { ignoreOccluded: number; classId: number }): { image?: RgbImage; annotations: Annotation[] } {
+function render(
+  l: Layout,
+  paint: boolean,
+  o: { ignoreOccluded: number; classId: number },
+): { image?: RgbImage; annotations: Annotation[] } {
   const raster = new Raster(l.width, l.height, paint);
   if (raster.image) {
     paintBackground(l, raster.image);
@@ -574,7 +763,12 @@ function render(l: Layout, paint: boolean, o: { ignoreOccluded: number; classId:
 
   const annotations: Annotation[] = [];
   l.boxes.forEach((b, i) => {
-    const box: BoxXyxy = [Math.max(0, b[0]), Math.max(0, b[1]), Math.min(l.width, b[2]), Math.min(l.height, b[3])];
+    const box: BoxXyxy = [
+      Math.max(0, b[0]),
+      Math.max(0, b[1]),
+      Math.min(l.width, b[2]),
+      Math.min(l.height, b[3]),
+    ];
     if (!(box[2] - box[0] >= 1 && box[3] - box[1] >= 1)) return;
     // Visible share of the whole body: unoccluded share of the in-image part, times the in-image share of the box.
     const inImage = ((box[2] - box[0]) * (box[3] - box[1])) / ((b[2] - b[0]) * (b[3] - b[1]));
@@ -583,7 +777,10 @@ function render(l: Layout, paint: boolean, o: { ignoreOccluded: number; classId:
     if (vis < 1 - o.ignoreOccluded) ann.ignore = true;
     annotations.push(ann);
   });
-  return { image: raster.image ? { data: raster.image, width: l.width, height: l.height } : undefined, annotations };
+  return {
+    image: raster.image ? { data: raster.image, width: l.width, height: l.height } : undefined,
+    annotations,
+  };
 }
 
 function resolveOptions(width: number, height: number, opts: SyntheticOptions) {
@@ -597,10 +794,21 @@ function resolveOptions(width: number, height: number, opts: SyntheticOptions) {
     maxHeight: opts.maxHeight ?? height / 2,
     ignoreOccluded: opts.ignoreOccluded ?? 0.7,
   };
-  if (!(Number.isInteger(o.minPeople) && o.minPeople >= 0 && o.maxPeople >= o.minPeople)) throw new RangeError(`'minPeople'/'maxPeople' must satisfy 0 <= minPeople <= maxPeople, got ${o.minPeople}, ${o.maxPeople}`);
-  if (!(o.minHeight >= 2 && o.maxHeight >= o.minHeight)) throw new RangeError(`'minHeight'/'maxHeight' must satisfy 2 <= minHeight <= maxHeight, got ${o.minHeight}, ${o.maxHeight}`);
-  if (!(o.ignoreOccluded >= 0 && o.ignoreOccluded <= 1)) throw new RangeError(`'ignoreOccluded' must be in [0, 1], got ${o.ignoreOccluded}`);
-  return { layout: { ...o, minPeople: Math.max(1, o.minPeople) }, ignoreOccluded: o.ignoreOccluded, classId: opts.classId ?? 0 };
+  if (!(Number.isInteger(o.minPeople) && o.minPeople >= 0 && o.maxPeople >= o.minPeople))
+    throw new RangeError(
+      `'minPeople'/'maxPeople' must satisfy 0 <= minPeople <= maxPeople, got ${o.minPeople}, ${o.maxPeople}`,
+    );
+  if (!(o.minHeight >= 2 && o.maxHeight >= o.minHeight))
+    throw new RangeError(
+      `'minHeight'/'maxHeight' must satisfy 2 <= minHeight <= maxHeight, got ${o.minHeight}, ${o.maxHeight}`,
+    );
+  if (!(o.ignoreOccluded >= 0 && o.ignoreOccluded <= 1))
+    throw new RangeError(`'ignoreOccluded' must be in [0, 1], got ${o.ignoreOccluded}`);
+  return {
+    layout: { ...o, minPeople: Math.max(1, o.minPeople) },
+    ignoreOccluded: o.ignoreOccluded,
+    classId: opts.classId ?? 0,
+  };
 }
 
 // #endregion
@@ -618,14 +826,24 @@ function resolveOptions(width: number, height: number, opts: SyntheticOptions) {
  * annotations.length; // 3..40 people
  * ```
  */
-export function generateSyntheticScene(seed: number | string, width: number, height: number, opts: SyntheticOptions = {}): SyntheticScene {
+export function generateSyntheticScene(
+  seed: number | string,
+  width: number,
+  height: number,
+  opts: SyntheticOptions = {},
+): SyntheticScene {
   const o = resolveOptions(width, height, opts);
   const r = render(layoutScene(seed, width, height, o.layout), true, o);
   return { image: r.image!, annotations: r.annotations };
 }
 
 /** Labels of a scene without painting it (the occlusion pass only; a fraction of the render cost). */
-export function syntheticSceneAnnotations(seed: number | string, width: number, height: number, opts: SyntheticOptions = {}): Annotation[] {
+export function syntheticSceneAnnotations(
+  seed: number | string,
+  width: number,
+  height: number,
+  opts: SyntheticOptions = {},
+): Annotation[] {
   const o = resolveOptions(width, height, opts);
   return render(layoutScene(seed, width, height, o.layout), false, o).annotations;
 }
@@ -660,7 +878,8 @@ function personClassId(classes: string[], className: string | undefined): number
  */
 export function syntheticDataset(opts: SyntheticDatasetOptions): Dataset {
   const { count, width, height, seed = 0 } = opts;
-  if (!(Number.isInteger(count) && count >= 0)) throw new RangeError(`'count' must be an integer >= 0, got ${count}`);
+  if (!(Number.isInteger(count) && count >= 0))
+    throw new RangeError(`'count' must be an integer >= 0, got ${count}`);
   const classes = opts.classes ?? ['person'];
   const sceneOpts: SyntheticOptions = { ...opts, classId: personClassId(classes, opts.className) };
   resolveOptions(width, height, sceneOpts);
@@ -708,36 +927,57 @@ export interface WriteSyntheticCocoOptions extends SyntheticDatasetOptions {
  * @throws {ConfigError} `ERR_CONFIG_INVALID` when `dir` exists and `overwrite` is not set.
  * @throws {EdgekdError} `ERR_FILE_WRITE` when writing fails (the temporary folder is removed).
  */
-export async function writeSyntheticCoco(dir: string, opts: WriteSyntheticCocoOptions): Promise<{ dir: string; images: number; annotations: number }> {
+export async function writeSyntheticCoco(
+  dir: string,
+  opts: WriteSyntheticCocoOptions,
+): Promise<{ dir: string; images: number; annotations: number }> {
   const exists = await stat(dir).then(
     () => true,
     () => false,
   );
-  if (exists && !opts.overwrite) throw new ConfigError('ERR_CONFIG_INVALID', `output folder '${dir}' already exists; pass 'overwrite' to replace it`);
+  if (exists && !opts.overwrite)
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `output folder '${dir}' already exists; pass 'overwrite' to replace it`,
+    );
   const ds = syntheticDataset(opts);
   const format = opts.format ?? 'jpg';
   const tmp = join(dirname(dir), `.${basename(dir)}.tmp-${process.pid}-${Date.now()}`);
   const images: { id: number; file_name: string; width: number; height: number }[] = [];
   const annotations: Record<string, unknown>[] = [];
+  const pending = new Set<Promise<void>>();
+  let written = 0;
   try {
     await mkdir(join(tmp, 'images'), { recursive: true });
-    const pending = new Set<Promise<void>>();
     for (let i = 0; i < ds.samples.length; i++) {
       const s = ds.samples[i];
-      const scene = generateSyntheticScene(`${opts.seed ?? 0}/${i}`, opts.width, opts.height, { ...opts, classId: personClassId(ds.classes, opts.className) });
+      const scene = generateSyntheticScene(`${opts.seed ?? 0}/${i}`, opts.width, opts.height, {
+        ...opts,
+        classId: personClassId(ds.classes, opts.className),
+      });
       const file = `${String(i).padStart(6, '0')}.${format}`;
       images.push({ id: i + 1, file_name: file, width: s.width, height: s.height });
       for (const a of scene.annotations) {
         const [x1, y1, x2, y2] = a.box;
         const r = (v: number) => Math.round(v * 100) / 100;
         const bbox = [r(x1), r(y1), r(x2 - x1), r(y2 - y1)];
-        annotations.push({ id: annotations.length + 1, image_id: i + 1, category_id: a.classId + 1, bbox, area: r(bbox[2] * bbox[3]), iscrowd: a.ignore ? 1 : 0, ignore: a.ignore ? 1 : 0 });
+        annotations.push({
+          id: annotations.length + 1,
+          image_id: i + 1,
+          category_id: a.classId + 1,
+          bbox,
+          area: r(bbox[2] * bbox[3]),
+          iscrowd: a.ignore ? 1 : 0,
+          ignore: a.ignore ? 1 : 0,
+        });
       }
-      const enc = sharp(scene.image.data, { raw: { width: scene.image.width, height: scene.image.height, channels: 3 } });
+      const enc = sharp(scene.image.data, {
+        raw: { width: scene.image.width, height: scene.image.height, channels: 3 },
+      });
       const p = (format === 'png' ? enc.png() : enc.jpeg({ quality: 92 }))
         .toFile(join(tmp, 'images', file))
         .then(() => {
-          opts.onProgress?.(images.length, ds.samples.length);
+          opts.onProgress?.(++written, ds.samples.length);
         })
         .finally(() => pending.delete(p));
       pending.add(p);
@@ -754,9 +994,14 @@ export async function writeSyntheticCoco(dir: string, opts: WriteSyntheticCocoOp
     if (exists) await rm(dir, { recursive: true, force: true });
     await rename(tmp, dir);
   } catch (e) {
+    await Promise.allSettled([...pending]);
     await rm(tmp, { recursive: true, force: true });
     if (e instanceof EdgekdError) throw e;
-    throw new EdgekdError('ERR_FILE_WRITE', `cannot write synthetic dataset to '${dir}': ${e instanceof Error ? e.message : String(e)}`, { cause: e });
+    throw new EdgekdError(
+      'ERR_FILE_WRITE',
+      `cannot write synthetic dataset to '${dir}': ${e instanceof Error ? e.message : String(e)}`,
+      { cause: e },
+    );
   }
   return { dir, images: images.length, annotations: annotations.length };
 }

@@ -52,7 +52,11 @@ class LineTail {
 }
 
 function notFoundError(ffmpegPath: string, cause: unknown): PipelineError {
-  return new PipelineError(`ffmpeg not found ('${ffmpegPath}'): install it (apt-get install ffmpeg) or pass 'ffmpegPath'`, [], { cause });
+  return new PipelineError(
+    `ffmpeg not found ('${ffmpegPath}'): install it (apt-get install ffmpeg) or pass 'ffmpegPath'`,
+    [],
+    { cause },
+  );
 }
 
 /**
@@ -64,7 +68,9 @@ export async function probeVideo(path: string, opts: { ffmpegPath?: string } = {
   const ffmpegPath = opts.ffmpegPath ?? DEFAULT_FFMPEG;
   const tail = new LineTail(200);
   const result = await new Promise<{ error?: unknown }>((resolve) => {
-    const child = spawn(ffmpegPath, ['-hide_banner', '-nostdin', '-i', path], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawn(ffmpegPath, ['-hide_banner', '-nostdin', '-i', path], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     child.stderr.on('data', (c: Buffer) => tail.push(c));
     child.once('error', (error) => resolve({ error }));
     child.once('close', () => resolve({}));
@@ -120,13 +126,19 @@ export interface VideoFrame {
  *   console.log(index, image.width, image.height); // 500 768 576, then 501 768 576
  * ```
  */
-export async function* readVideoFrames(path: string, opts: VideoFrameOptions = {}): AsyncGenerator<VideoFrame> {
+export async function* readVideoFrames(
+  path: string,
+  opts: VideoFrameOptions = {},
+): AsyncGenerator<VideoFrame> {
   const ffmpegPath = opts.ffmpegPath ?? DEFAULT_FFMPEG;
   const start = opts.start ?? 0;
   const step = opts.step ?? 1;
-  if (!(Number.isInteger(start) && start >= 0)) throw new RangeError(`'start' must be an integer >= 0, got ${start}`);
-  if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`'step' must be an integer >= 1, got ${step}`);
-  if (opts.count !== undefined && !(Number.isInteger(opts.count) && opts.count >= 0)) throw new RangeError(`'count' must be an integer >= 0, got ${opts.count}`);
+  if (!(Number.isInteger(start) && start >= 0))
+    throw new RangeError(`'start' must be an integer >= 0, got ${start}`);
+  if (!(Number.isInteger(step) && step >= 1))
+    throw new RangeError(`'step' must be an integer >= 1, got ${step}`);
+  if (opts.count !== undefined && !(Number.isInteger(opts.count) && opts.count >= 0))
+    throw new RangeError(`'count' must be an integer >= 0, got ${opts.count}`);
   if (opts.count === 0) return;
   const { width, height } = opts.size ?? (await probeVideo(path, { ffmpegPath }));
   const frameBytes = width * height * 3;
@@ -174,8 +186,16 @@ export async function* readVideoFrames(path: string, opts: VideoFrameOptions = {
     }
     const { code, signal } = await closed;
     if (spawnError) throw notFoundError(ffmpegPath, spawnError);
-    if (code !== 0) throw new PipelineError(`ffmpeg failed on '${path}' (${signal ? `signal ${signal}` : `exit ${code}`})`, tail.get());
-    if (filled !== 0) throw new PipelineError(`ffmpeg output of '${path}' ended inside a frame (${filled} of ${frameBytes} bytes)`, tail.get());
+    if (code !== 0)
+      throw new PipelineError(
+        `ffmpeg failed on '${path}' (${signal ? `signal ${signal}` : `exit ${code}`})`,
+        tail.get(),
+      );
+    if (filled !== 0)
+      throw new PipelineError(
+        `ffmpeg output of '${path}' ended inside a frame (${filled} of ${frameBytes} bytes)`,
+        tail.get(),
+      );
     done = true;
   } finally {
     if (!done && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -191,7 +211,8 @@ export interface VideoFrameCacheOptions {
   size?: { width: number; height: number };
   /**
    * How frames are kept: `'jpeg'` (default; quality 95, ~50 KB for 768x576, so a 10k-frame
-   * sequence fits in memory) or `'raw'` (exact pixels, width*height*3 bytes each).
+   * sequence fits in memory) or `'raw'` (exact pixels, width*height*3 bytes each; the returned
+   * images share the cached buffer, so treat them as read-only).
    */
   encoding?: 'jpeg' | 'raw';
   /** JPEG quality 1..100 (default 95). */
@@ -223,7 +244,8 @@ export class VideoFrameCache {
   ) {
     if (opts.frames.length === 0) throw new RangeError(`'frames' must list at least one frame index`);
     for (const f of opts.frames) {
-      if (!(Number.isInteger(f) && f >= 0)) throw new RangeError(`'frames' must hold integers >= 0, got ${f}`);
+      if (!(Number.isInteger(f) && f >= 0))
+        throw new RangeError(`'frames' must hold integers >= 0, got ${f}`);
       this.entries.set(f, { waiters: [] });
     }
     this.first = opts.frames.reduce((a, b) => Math.min(a, b));
@@ -252,7 +274,8 @@ export class VideoFrameCache {
 
   private async unpack(data: Uint8Array | Buffer, index: number): Promise<RgbImage> {
     const size = this.size!;
-    if (this.opts.encoding === 'raw') return { data: data as Uint8Array, width: size.width, height: size.height };
+    if (this.opts.encoding === 'raw')
+      return { data: data as Uint8Array, width: size.width, height: size.height };
     return decodeImage(data as Buffer, `${this.path}#${index}`);
   }
 
@@ -294,7 +317,10 @@ export class VideoFrameCache {
       await Promise.all(pending);
       for (const [index, e] of this.entries) {
         if (e.data) continue;
-        e.error = new DataFormatError('ERR_DATA_FORMAT', `frame ${index} is past the end of '${this.path}' (last decoded frame ${seen})`);
+        e.error = new DataFormatError(
+          'ERR_DATA_FORMAT',
+          `frame ${index} is past the end of '${this.path}' (last decoded frame ${seen})`,
+        );
         for (const w of e.waiters.splice(0)) w.reject(e.error);
       }
     } catch (err) {
@@ -332,18 +358,37 @@ export async function videoFrameDataset(path: string, opts: VideoFrameDatasetOpt
   const info = await probeVideo(path, { ffmpegPath: opts.ffmpegPath });
   const start = opts.start ?? 0;
   const step = opts.step ?? 1;
-  if (!(Number.isInteger(step) && step >= 1)) throw new RangeError(`'step' must be an integer >= 1, got ${step}`);
+  if (!(Number.isInteger(step) && step >= 1))
+    throw new RangeError(`'step' must be an integer >= 1, got ${step}`);
   let count = opts.count;
   if (count === undefined) {
-    if (info.frameCountEstimate === undefined) throw new RangeError(`'count' is required: '${path}' states no duration/frame rate`);
+    if (info.frameCountEstimate === undefined)
+      throw new RangeError(`'count' is required: '${path}' states no duration/frame rate`);
     count = Math.max(0, Math.ceil((info.frameCountEstimate - start) / step));
   }
   const frames = Array.from({ length: count }, (_, i) => start + i * step);
   const name = basename(path);
   const samples: Sample[] = [];
   if (frames.length > 0) {
-    const cache = new VideoFrameCache(path, { frames, ffmpegPath: opts.ffmpegPath, size: info, encoding: opts.encoding });
-    for (const f of frames) samples.push({ id: `${name}#${f}`, width: info.width, height: info.height, annotations: [], load: () => cache.get(f) });
+    const cache = new VideoFrameCache(path, {
+      frames,
+      ffmpegPath: opts.ffmpegPath,
+      size: info,
+      encoding: opts.encoding,
+    });
+    for (const f of frames)
+      samples.push({
+        id: `${name}#${f}`,
+        width: info.width,
+        height: info.height,
+        annotations: [],
+        load: () => cache.get(f),
+      });
   }
-  return { name: `${name}[${start}:${start + count * step}:${step}]`, classes: [...(opts.classes ?? [])], samples, skipped: [] };
+  return {
+    name: `${name}[${start}:${start + count * step}:${step}]`,
+    classes: [...(opts.classes ?? [])],
+    samples,
+    skipped: [],
+  };
 }

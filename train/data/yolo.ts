@@ -4,7 +4,7 @@
  * file is a negative (no objects), as in ultralytics.
  */
 import { readFile, readdir } from 'node:fs/promises';
-import { extname, join, relative } from 'node:path';
+import { basename, extname, join, relative } from 'node:path';
 import type { Annotation } from '../../models/core/detection.js';
 import { DataFormatError } from '../../models/core/errors.js';
 import { createClassMapper, type ClassMapOptions } from './class-map.js';
@@ -50,15 +50,22 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (t: T, i: number) =
  */
 export async function readYolo(root: string, opts: YoloReadOptions): Promise<Dataset> {
   const mapper = createClassMapper(opts);
-  if (!Array.isArray(opts.names) || opts.names.length === 0) throw new RangeError(`'names' must be a non-empty array of class names, got ${JSON.stringify(opts.names)}`);
+  if (!Array.isArray(opts.names) || opts.names.length === 0)
+    throw new RangeError(
+      `'names' must be a non-empty array of class names, got ${JSON.stringify(opts.names)}`,
+    );
   const toTarget = opts.names.map((n) => mapper.idOf(n));
   const imagesDir = join(root, 'images', opts.split ?? '');
   const labelsDir = join(root, 'labels', opts.split ?? '');
   let files: string[];
   try {
-    files = (await readdir(imagesDir)).filter((f) => (IMAGE_EXTENSIONS as readonly string[]).includes(extname(f).toLowerCase())).sort();
+    files = (await readdir(imagesDir))
+      .filter((f) => (IMAGE_EXTENSIONS as readonly string[]).includes(extname(f).toLowerCase()))
+      .sort();
   } catch (e) {
-    throw new DataFormatError('ERR_FILE_NOT_FOUND', `YOLO images folder not found: '${imagesDir}'`, { cause: e });
+    throw new DataFormatError('ERR_FILE_NOT_FOUND', `YOLO images folder not found: '${imagesDir}'`, {
+      cause: e,
+    });
   }
   const skips = new SkipLog();
 
@@ -70,7 +77,8 @@ export async function readYolo(root: string, opts: YoloReadOptions): Promise<Dat
     try {
       text = await readFile(labelPath, 'utf8');
     } catch (e) {
-      if ((e as { code?: unknown }).code !== 'ENOENT') throw new DataFormatError('ERR_DATA_FORMAT', `cannot read label file '${labelPath}'`, { cause: e });
+      if ((e as { code?: unknown }).code !== 'ENOENT')
+        throw new DataFormatError('ERR_DATA_FORMAT', `cannot read label file '${labelPath}'`, { cause: e });
     }
     const labelName = relative(root, labelPath);
     const annotations: Annotation[] = [];
@@ -80,19 +88,33 @@ export async function readYolo(root: string, opts: YoloReadOptions): Promise<Dat
       const where = `${labelName}:${li + 1}`;
       const v = fields.map(Number);
       if (fields.length !== 5 || !v.every(Number.isFinite)) {
-        throw new DataFormatError('ERR_DATA_FORMAT', `${where}: expected 'class cx cy w h' (5 numbers), got '${line.trim()}'`);
+        throw new DataFormatError(
+          'ERR_DATA_FORMAT',
+          `${where}: expected 'class cx cy w h' (5 numbers), got '${line.trim()}'`,
+        );
       }
       const [cls, cx, cy, w, h] = v;
       if (!Number.isInteger(cls) || cls < 0 || cls >= opts.names.length) {
-        throw new DataFormatError('ERR_DATA_FORMAT', `${where}: class id must be an integer in [0, ${opts.names.length - 1}] (names has ${opts.names.length} entries), got ${fields[0]}`);
+        throw new DataFormatError(
+          'ERR_DATA_FORMAT',
+          `${where}: class id must be an integer in [0, ${opts.names.length - 1}] (names has ${opts.names.length} entries), got ${fields[0]}`,
+        );
       }
       const classId = toTarget[cls];
       if (classId < 0) {
-        if (opts.strict) throw new DataFormatError('ERR_DATA_FORMAT', `${where}: class '${opts.names[cls]}' is not one of ${opts.classes.join(', ')}`);
+        if (opts.strict)
+          throw new DataFormatError(
+            'ERR_DATA_FORMAT',
+            `${where}: class '${opts.names[cls]}' is not one of ${opts.classes.join(', ')}`,
+          );
         skips.add(where, `unknown class '${opts.names[cls]}'`);
         return;
       }
-      const box = clipBox([(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height], width, height);
+      const box = clipBox(
+        [(cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height],
+        width,
+        height,
+      );
       if (typeof box === 'string') {
         skips.add(where, box);
         return;
@@ -101,5 +123,10 @@ export async function readYolo(root: string, opts: YoloReadOptions): Promise<Dat
     });
     return { id: relative(root, imagePath), width, height, annotations, load: () => decodeImage(imagePath) };
   });
-  return { name: opts.split ? `${root}:${opts.split}` : root, classes: [...opts.classes], samples, skipped: skips.records() };
+  return {
+    name: opts.split ? `${basename(root)}/${opts.split}` : basename(root),
+    classes: [...opts.classes],
+    samples,
+    skipped: skips.records(),
+  };
 }

@@ -195,7 +195,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
         shuffle: true,
         seed: cfg.seed,
         epoch,
-        augment: cfg.train.augment,
+        // Boxes cut below 30% visible become ignore regions: the pixels of a half-visible person must
+        // not be taught as background.
+        augment: cfg.train.augment ? { partialAsIgnore: true } : false,
         prefetch: cfg.train.prefetch,
         dropLast: trainSet.samples.length >= cfg.train.batchSize,
         onSkip: (what, reason) => emit({ kind: 'skip', what, reason }),

@@ -26,6 +26,12 @@ const CASES: ConvCase[] = [
   { batch: 1, size: [10, 9], k: [5, 3], stride: 2, pad: 'same', cin: 3, cout: 4 },
   { batch: 3, size: [6, 7], k: [3, 3], stride: 1, pad: [[0, 0], [2, 0], [1, 2], [0, 0]], cin: 4, cout: 5 },
   { batch: 1, size: [9, 9], k: [3, 3], stride: 3, pad: 'same', cin: 2, cout: 3 },
+  // SIMD paths (channels multiples of 4): 4x16 and 4-wide register tiles, contiguous 1x1 rows,
+  // strided/padded tap rows, and the transposed path for 2-channel heads.
+  { batch: 2, size: [9, 11], k: [1, 1], stride: 1, pad: 'same', cin: 24, cout: 40 },
+  { batch: 2, size: [10, 9], k: [3, 3], stride: 2, pad: 'same', cin: 12, cout: 20 },
+  { batch: 2, size: [7, 6], k: [1, 1], stride: 1, pad: 'valid', cin: 20, cout: 2 },
+  { batch: 2, size: [23, 21], k: [1, 1], stride: 1, pad: 'valid', cin: 8, cout: 16 },
 ];
 
 function outSize(n: number, k: number, s: number, pad: Pad, axis: 0 | 1): number {

@@ -3,10 +3,12 @@
  * for built-ins that dominate a training step. Each is checked against the cpu backend in
  * `test/train/backend/`.
  */
+import { batchNormActConfig, batchNormActGradConfig } from './batch-norm-act.js';
 import { conv2DBackpropFilterConfig } from './conv2d-backprop-filter.js';
 import { conv2DBackpropInputConfig } from './conv2d-backprop-input.js';
 import { depthwiseConv2dNativeBackpropFilterConfig } from './depthwise-conv2d-native-backprop-filter.js';
 import { depthwiseConv2dNativeBackpropInputConfig } from './depthwise-conv2d-native-backprop-input.js';
+import { identityConfig } from './identity.js';
 import { overrideWasmKernel } from './kernel-scope.js';
 import { meanConfig, sumConfig } from './leading-axes-reduce.js';
 import { tileConfig } from './tile.js';
@@ -22,6 +24,9 @@ export const WASM_KERNELS = [
   sumConfig,
   meanConfig,
   tileConfig,
+  identityConfig,
+  batchNormActConfig,
+  batchNormActGradConfig,
 ] as const;
 
 /** What {@link registerWasmGradKernels} did, by kernel name. */
@@ -49,6 +54,6 @@ export function registerWasmGradKernels(): WasmKernelRegistration {
   return { added, replaced };
 }
 
-const BUILT_IN_NAMES = new Set(['Conv2DBackpropInput', 'Sum', 'Mean', 'Tile']);
+const BUILT_IN_NAMES = new Set(['Conv2DBackpropInput', 'Sum', 'Mean', 'Tile', 'Identity']);
 
 export { builtInWasmKernel, overrideWasmKernel, KernelScope } from './kernel-scope.js';
