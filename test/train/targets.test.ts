@@ -1,17 +1,16 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { buildTargets, gaussianRadius } from '../../train/targets.js';
+import { buildTargets, gaussianRadii } from '../../train/targets.js';
 
-test('gaussianRadius matches CenterNet for known boxes', () => {
-  // Smallest root of the three IoU>=0.7 cases. For a 10x10 box:
-  // r1 = (20 - sqrt(400 - 4*100*0.3/1.7)) / 2 = 1.8221; r2 = (40 - sqrt(1600 - 16*30))/8 = 0.8170; r3 = 4.4721 (case 3)
-  assert.ok(Math.abs(gaussianRadius(10, 10) - 0.8170) < 1e-3, String(gaussianRadius(10, 10)));
-  assert.ok(gaussianRadius(40, 16) > gaussianRadius(20, 8));
+test('gaussianRadii follow the box shape (TTFNet, alpha 0.54)', () => {
+  assert.deepEqual(gaussianRadii(2, 5), { rx: 0, ry: 1 }); // floor(0.54), floor(1.35)
+  assert.deepEqual(gaussianRadii(4, 10), { rx: 1, ry: 2 }); // floor(1.08), floor(2.7)
+  assert.deepEqual(gaussianRadii(0.5, 0.5), { rx: 0, ry: 0 });
 });
 
 test('puts a 1 at the centre cell with size and offset there', () => {
   // Box 16..80 x 8..72 in a 128x128 input, stride 4: centre (48, 40) px = cell (12, 10) exactly;
-  // 16x16 cells gives a Gaussian radius of floor(1.31) = 1.
+  // 16x16 cells gives radii floor(0.54 * 8) = 4, sigma = 9 / 6 = 1.5.
   const t = buildTargets([[{ box: [16, 8, 80, 72], classId: 0 }]], 128, 128, 4, 1);
   assert.equal(t.h, 32);
   assert.equal(t.numPos, 1);
@@ -20,9 +19,10 @@ test('puts a 1 at the centre cell with size and offset there', () => {
   assert.equal(t.centerMask[cell], 1);
   assert.ok(Math.abs(t.size[cell * 2] - Math.log(16)) < 1e-6); // 64 px / 4
   assert.ok(Math.abs(t.offset[cell * 2]) < 1e-6);
-  // Neighbours get exp(-1 / (2 sigma^2)) with sigma = (2r + 1) / 6 = 0.5: exp(-2).
-  assert.ok(Math.abs(t.heatmap[cell + 1] - Math.exp(-2)) < 1e-6);
-  assert.equal(t.heatmap[cell + 2], 0);
+  // Neighbours get exp(-d^2 / (2 sigma^2)): d = 1 -> exp(-1 / 4.5); the Gaussian ends at r = 4.
+  assert.ok(Math.abs(t.heatmap[cell + 1] - Math.exp(-1 / 4.5)) < 1e-6);
+  assert.ok(Math.abs(t.heatmap[cell + 4] - Math.exp(-16 / 4.5)) < 1e-6);
+  assert.equal(t.heatmap[cell + 5], 0);
   // Centre mask is 1 at exactly one cell.
   assert.equal(t.centerMask.reduce((a, b) => a + b, 0), 1);
 });

@@ -240,24 +240,25 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
       for (const [k, v] of Object.entries(sums)) avg[k] = v / Math.max(1, steps);
       const completed = interrupted ? epoch : epoch + 1;
       const last = completed === cfg.train.epochs;
+      let epochMetrics: Record<string, number> | undefined;
       if (!interrupted && valSet && (last || (cfg.eval.every > 0 && completed % cfg.eval.every === 0))) {
-        metrics = await evaluateModel(pool, spec, valSet, evalWeights(), stats, cfg.eval);
-        emit({ kind: 'eval-end', epoch: completed, metrics });
+        epochMetrics = metrics = await evaluateModel(pool, spec, valSet, evalWeights(), stats, cfg.eval);
+        emit({ kind: 'eval-end', epoch: completed, metrics: epochMetrics });
       }
       const seconds = (performance.now() - tEpoch) / 1000;
-      appendFileSync(metricsPath, JSON.stringify({ epoch: completed, step: globalStep, seconds, lr: learningRate(schedule, Math.max(0, globalStep - 1)), losses: avg, ...(metrics ? { eval: metrics } : {}) }) + '\n');
+      appendFileSync(metricsPath, JSON.stringify({ epoch: completed, step: globalStep, seconds, lr: learningRate(schedule, Math.max(0, globalStep - 1)), losses: avg, ...(epochMetrics ? { eval: epochMetrics } : {}) }) + '\n');
       if (interrupted || last || completed % cfg.checkpointEvery === 0) {
         saveCheckpoint(lastPath, snapshot(completed, metrics));
         emit({ kind: 'checkpoint', path: lastPath, epoch: completed, reason: interrupted ? 'interrupt' : last ? 'final' : 'periodic' });
       }
-      if (!interrupted && metrics) {
-        const score = metrics.AP50;
+      if (epochMetrics) {
+        const score = epochMetrics.AP50;
         if (Number.isFinite(score) && score > bestScore) {
           bestScore = score;
-          saveCheckpoint(bestPath, snapshot(completed, metrics));
+          saveCheckpoint(bestPath, snapshot(completed, epochMetrics));
         }
       }
-      emit({ kind: 'epoch-end', epoch: completed, epochs: cfg.train.epochs, losses: avg, seconds, eval: metrics });
+      emit({ kind: 'epoch-end', epoch: completed, epochs: cfg.train.epochs, losses: avg, seconds, eval: epochMetrics });
     }
   } finally {
     await pool.close();

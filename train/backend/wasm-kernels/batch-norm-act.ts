@@ -22,13 +22,21 @@ const CHUNK = 256;
 function geometry(kernel: string, x: tf.TensorInfo): { c: number; rows: number; cb: number } {
   const c = x.shape[x.shape.length - 1];
   if (x.dtype !== 'float32' || c % 4 !== 0) {
-    throw new RangeError(`${kernel}: 'x' must be float32 with channels a multiple of 4, got ${x.dtype} [${x.shape.join(', ')}]`);
+    throw new RangeError(
+      `${kernel}: 'x' must be float32 with channels a multiple of 4, got ${x.dtype} [${x.shape.join(', ')}]`,
+    );
   }
   return { c, rows: tf.util.sizeFromShape(x.shape) / c, cb: c * 4 };
 }
 
 /** Column sums of a `[rows, C]` region in chunks: `step(rowOffsetBytes, nRows, accPtr)` adds into acc. */
-function chunkedSum(scratch: HeapScratch, rows: number, c: number, cb: number, step: (off: number, n: number, acc: number) => void): Float64Array {
+function chunkedSum(
+  scratch: HeapScratch,
+  rows: number,
+  c: number,
+  cb: number,
+  step: (off: number, n: number, acc: number) => void,
+): Float64Array {
   const total = new Float64Array(c);
   const acc = scratch.alloc(c);
   for (let r0 = 0; r0 < rows; r0 += CHUNK) {
@@ -44,7 +52,11 @@ function chunkedSum(scratch: HeapScratch, rows: number, c: number, cb: number, s
  * Kernel function: inputs `x` `[..., C]`, `gamma`, `beta` `[C]`; attrs `epsilon`, `activation`.
  * @returns `[y, mean, variance, invStd]` (variance biased, invStd = rsqrt(variance + epsilon)).
  */
-export function batchNormAct(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: unknown }): tf.TensorInfo[] {
+export function batchNormAct(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: unknown;
+}): tf.TensorInfo[] {
   const { x, gamma, beta } = args.inputs as Record<'x' | 'gamma' | 'beta', tf.TensorInfo>;
   const { epsilon, activation } = args.attrs as { epsilon: number; activation: BnActivation };
   const backend = args.backend as BackendWasm;
@@ -67,7 +79,16 @@ export function batchNormAct(args: { inputs: tf.NamedTensorInfoMap; backend: unk
       varV[i] = sq[i] / rows;
       invV[i] = 1 / Math.sqrt(Math.fround(varV[i] + epsilon));
     }
-    loops.bnFwd[activation](xp, meanP, ptrOf(backend, invStd), ptrOf(backend, gamma), ptrOf(backend, beta), ptrOf(backend, y), rows, cb);
+    loops.bnFwd[activation](
+      xp,
+      meanP,
+      ptrOf(backend, invStd),
+      ptrOf(backend, gamma),
+      ptrOf(backend, beta),
+      ptrOf(backend, y),
+      rows,
+      cb,
+    );
   } finally {
     scratch.dispose();
   }
@@ -78,7 +99,11 @@ export function batchNormAct(args: { inputs: tf.NamedTensorInfoMap; backend: unk
  * Kernel function: inputs `dy`, `x` `[..., C]`, `gamma`, `beta`, `mean`, `invStd` `[C]`; attr
  * `activation`. @returns `[dx, dgamma, dbeta]`.
  */
-export function batchNormActGrad(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: unknown }): tf.TensorInfo[] {
+export function batchNormActGrad(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: unknown;
+}): tf.TensorInfo[] {
   const t = args.inputs as Record<'dy' | 'x' | 'gamma' | 'beta' | 'mean' | 'invStd', tf.TensorInfo>;
   const { activation } = args.attrs as { activation: BnActivation };
   const backend = args.backend as BackendWasm;
@@ -89,7 +114,9 @@ export function batchNormActGrad(args: { inputs: tf.NamedTensorInfoMap; backend:
   const dbeta = backend.makeOutput([c], 'float32');
   const scratch = new HeapScratch(backend);
   try {
-    const [xp, dyp, mp, ip, gp, bp] = [t.x, t.dy, t.mean, t.invStd, t.gamma, t.beta].map((q) => ptrOf(backend, q));
+    const [xp, dyp, mp, ip, gp, bp] = [t.x, t.dy, t.mean, t.invStd, t.gamma, t.beta].map((q) =>
+      ptrOf(backend, q),
+    );
     const sdyx = scratch.alloc(c);
     const totalDyx = new Float64Array(c);
     const sumDy = chunkedSum(scratch, rows, c, cb, (off, n, acc) => {

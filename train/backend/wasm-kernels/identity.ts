@@ -10,9 +10,14 @@ import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import { builtInWasmKernel } from './kernel-scope.js';
 
 /** Kernel function: `x` itself under a new tensor (shared data, ref-counted). */
-export function identity(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: unknown }): tf.TensorInfo {
+export function identity(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: unknown;
+}): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
-  if (x.dtype === 'string') return builtInWasmKernel('Identity').kernelFunc(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
+  if (x.dtype === 'string')
+    return builtInWasmKernel('Identity').kernelFunc(args as Parameters<tf.KernelFunc>[0]) as tf.TensorInfo;
   (args.backend as BackendWasm).incRef(x.dataId);
   return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
 }

@@ -90,13 +90,24 @@ export function forLoop(i: number, start: Code, limit: number, step: number, bod
   return [
     start,
     op.set(i),
-    0x02, 0x40, // block
-    0x03, 0x40, // loop
-    op.get(i), op.get(limit), op.i32GeU, 0x0d, 1, // br_if 1 (exit) when i >= limit
+    0x02,
+    0x40, // block
+    0x03,
+    0x40, // loop
+    op.get(i),
+    op.get(limit),
+    op.i32GeU,
+    0x0d,
+    1, // br_if 1 (exit) when i >= limit
     body,
-    op.get(i), op.i32(step), op.i32Add, op.set(i),
-    0x0c, 0, // br 0 (continue)
-    0x0b, 0x0b, // end loop, end block
+    op.get(i),
+    op.i32(step),
+    op.i32Add,
+    op.set(i),
+    0x0c,
+    0, // br 0 (continue)
+    0x0b,
+    0x0b, // end loop, end block
   ];
 }
 
@@ -137,7 +148,14 @@ export function encodeModule(funcs: FuncDef[]): Uint8Array {
     return [...uleb(body.length), ...body];
   });
   return new Uint8Array([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    0x00,
+    0x61,
+    0x73,
+    0x6d,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
     ...section(1, vec(types)),
     ...section(2, imports),
     ...section(3, fnSec),

@@ -8,7 +8,7 @@
  */
 import type { BackendWasm } from '@tensorflow/tfjs-backend-wasm';
 import type * as tf from '@tensorflow/tfjs';
-import { F32, I32, V128, encodeModule, forLoop, op, type Code, type FuncDef } from './assembler.js';
+import { I32, V128, encodeModule, forLoop, op, type Code, type FuncDef } from './assembler.js';
 
 /** Activation fused after BatchNorm. */
 export type FusedActivation = 'linear' | 'relu' | 'relu6';
@@ -33,7 +33,17 @@ function actCode(act: FusedActivation, zero: number, six: number): Code {
  * Pushes `dy & mask(z)` where z = xh * g + b (tfjs semantics: relu passes z > 0, relu6 passes
  * 0 < z <= 6). Expects local `xh` set.
  */
-function maskedDy(act: FusedActivation, dy: number, j: number, xh: number, g: number, b: number, zero: number, six: number, z: number): Code {
+function maskedDy(
+  act: FusedActivation,
+  dy: number,
+  j: number,
+  xh: number,
+  g: number,
+  b: number,
+  zero: number,
+  six: number,
+  z: number,
+): Code {
   if (act === 'linear') return ld(dy, j);
   const zc: Code = [op.get(xh), ld(g, j), op.f32x4Mul, ld(b, j), op.f32x4Add, op.set(z)];
   const mask: Code =
@@ -44,8 +54,12 @@ function maskedDy(act: FusedActivation, dy: number, j: number, xh: number, g: nu
 }
 
 const splats = (zero: number, six: number): Code => [
-  op.f32(0), op.f32x4Splat, op.set(zero),
-  op.f32(6), op.f32x4Splat, op.set(six),
+  op.f32(0),
+  op.f32x4Splat,
+  op.set(zero),
+  op.f32(6),
+  op.f32x4Splat,
+  op.set(six),
 ];
 
 function functions(): FuncDef[] {
@@ -58,7 +72,15 @@ function functions(): FuncDef[] {
       params: [I32, I32, I32, I32, I32, I32],
       locals: [I32, I32],
       body: forLoop(i, op.i32(0), n, 1, [
-        forLoop(j, op.i32(0), cb, 16, [at(acc, j), ld(acc, j), ld(x, j), ld(dy, j), op.f32x4Mul, op.f32x4Add, op.v128Store()]),
+        forLoop(j, op.i32(0), cb, 16, [
+          at(acc, j),
+          ld(acc, j),
+          ld(x, j),
+          ld(dy, j),
+          op.f32x4Mul,
+          op.f32x4Add,
+          op.v128Store(),
+        ]),
         bump(x, xstep),
         bump(dy, cb),
       ]),
@@ -86,7 +108,8 @@ function functions(): FuncDef[] {
       for (let v = 0; v < coV; v++) tiles.push([op.get(dy), op.v128Load(16 * v), op.set(D(v))]);
       for (let k = 0; k < ciB; k++) {
         tiles.push([op.get(x), op.f32Load(4 * k), op.f32x4Splat, op.set(xs)]);
-        for (let v = 0; v < coV; v++) tiles.push([op.get(A(k, v)), op.get(xs), op.get(D(v)), op.f32x4Mul, op.f32x4Add, op.set(A(k, v))]);
+        for (let v = 0; v < coV; v++)
+          tiles.push([op.get(A(k, v)), op.get(xs), op.get(D(v)), op.f32x4Mul, op.f32x4Add, op.set(A(k, v))]);
       }
       fns.push({
         name: `gemm_${ciB}x${4 * coV}`,
@@ -118,8 +141,18 @@ function functions(): FuncDef[] {
       locals: [I32, I32, V128],
       body: forLoop(r, op.i32(0), rows, 1, [
         forLoop(j, op.i32(0), cb, 16, [
-          ld(x, j), ld(mean, j), op.f32x4Sub, op.tee(d), op.get(d), op.f32x4Mul, op.set(d),
-          at(acc, j), ld(acc, j), op.get(d), op.f32x4Add, op.v128Store(),
+          ld(x, j),
+          ld(mean, j),
+          op.f32x4Sub,
+          op.tee(d),
+          op.get(d),
+          op.f32x4Mul,
+          op.set(d),
+          at(acc, j),
+          ld(acc, j),
+          op.get(d),
+          op.f32x4Add,
+          op.v128Store(),
         ]),
         bump(x, cb),
       ]),
@@ -138,7 +171,15 @@ function functions(): FuncDef[] {
           forLoop(r, op.i32(0), rows, 1, [
             forLoop(j, op.i32(0), cb, 16, [
               at(out, j),
-              ld(x, j), ld(mean, j), op.f32x4Sub, ld(inv, j), op.f32x4Mul, ld(g, j), op.f32x4Mul, ld(b, j), op.f32x4Add,
+              ld(x, j),
+              ld(mean, j),
+              op.f32x4Sub,
+              ld(inv, j),
+              op.f32x4Mul,
+              ld(g, j),
+              op.f32x4Mul,
+              ld(b, j),
+              op.f32x4Add,
               actCode(act, zero, six),
               op.v128Store(),
             ]),
@@ -151,7 +192,9 @@ function functions(): FuncDef[] {
     // bn_bwd_sum(x, dy, mean, inv, g, b, sdy, sdyx, rows, cb): sdy += d, sdyx += d * xh,
     // with xh = (x - mean) * inv and d = dy masked by the activation's gradient.
     {
-      const [x, dy, mean, inv, g, b, sdy, sdyx, rows, cb, r, j, xh, d, zero, six, z] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
+      const [x, dy, mean, inv, g, b, sdy, sdyx, rows, cb, r, j, xh, d, zero, six, z] = [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
+      ];
       fns.push({
         name: `bn_bwd_sum_${act}`,
         params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32],
@@ -160,10 +203,26 @@ function functions(): FuncDef[] {
           splats(zero, six),
           forLoop(r, op.i32(0), rows, 1, [
             forLoop(j, op.i32(0), cb, 16, [
-              ld(x, j), ld(mean, j), op.f32x4Sub, ld(inv, j), op.f32x4Mul, op.set(xh),
-              maskedDy(act, dy, j, xh, g, b, zero, six, z), op.set(d),
-              at(sdy, j), ld(sdy, j), op.get(d), op.f32x4Add, op.v128Store(),
-              at(sdyx, j), ld(sdyx, j), op.get(d), op.get(xh), op.f32x4Mul, op.f32x4Add, op.v128Store(),
+              ld(x, j),
+              ld(mean, j),
+              op.f32x4Sub,
+              ld(inv, j),
+              op.f32x4Mul,
+              op.set(xh),
+              maskedDy(act, dy, j, xh, g, b, zero, six, z),
+              op.set(d),
+              at(sdy, j),
+              ld(sdy, j),
+              op.get(d),
+              op.f32x4Add,
+              op.v128Store(),
+              at(sdyx, j),
+              ld(sdyx, j),
+              op.get(d),
+              op.get(xh),
+              op.f32x4Mul,
+              op.f32x4Add,
+              op.v128Store(),
             ]),
             bump(x, cb),
             bump(dy, cb),
@@ -173,7 +232,9 @@ function functions(): FuncDef[] {
     }
     // bn_bwd_dx(x, dy, mean, inv, g, b, k1, k2, k3, out, rows, cb): out = ((d - k1) - xh * k2) * k3
     {
-      const [x, dy, mean, inv, g, b, k1, k2, k3, out, rows, cb, r, j, xh, zero, six, z] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17];
+      const [x, dy, mean, inv, g, b, k1, k2, k3, out, rows, cb, r, j, xh, zero, six, z] = [
+        0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+      ];
       fns.push({
         name: `bn_bwd_dx_${act}`,
         params: [I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32, I32],
@@ -183,9 +244,21 @@ function functions(): FuncDef[] {
           forLoop(r, op.i32(0), rows, 1, [
             forLoop(j, op.i32(0), cb, 16, [
               at(out, j),
-              ld(x, j), ld(mean, j), op.f32x4Sub, ld(inv, j), op.f32x4Mul, op.set(xh),
+              ld(x, j),
+              ld(mean, j),
+              op.f32x4Sub,
+              ld(inv, j),
+              op.f32x4Mul,
+              op.set(xh),
               maskedDy(act, dy, j, xh, g, b, zero, six, z),
-              ld(k1, j), op.f32x4Sub, op.get(xh), ld(k2, j), op.f32x4Mul, op.f32x4Sub, ld(k3, j), op.f32x4Mul,
+              ld(k1, j),
+              op.f32x4Sub,
+              op.get(xh),
+              ld(k2, j),
+              op.f32x4Mul,
+              op.f32x4Sub,
+              ld(k3, j),
+              op.f32x4Mul,
               op.v128Store(),
             ]),
             bump(x, cb),
@@ -248,7 +321,13 @@ export function simdLoops(backend: BackendWasm): SimdLoops {
     Object.fromEntries(ACTS.map((a) => [a, ex[`${prefix}_${a}`]])) as Record<FusedActivation, Fn>;
   inst = {
     dwRow: ex.dw_row,
-    gemm: { '4x16': ex.gemm_4x16, '4x4': ex.gemm_4x4, '1x16': ex.gemm_1x16, '1x4': ex.gemm_1x4 }, colSum: ex.col_sum, colSq: ex.col_sq, bnFwd: byAct('bn_fwd'), bnBwdSum: byAct('bn_bwd_sum'), bnBwdDx: byAct('bn_bwd_dx') };
+    gemm: { '4x16': ex.gemm_4x16, '4x4': ex.gemm_4x4, '1x16': ex.gemm_1x16, '1x4': ex.gemm_1x4 },
+    colSum: ex.col_sum,
+    colSq: ex.col_sq,
+    bnFwd: byAct('bn_fwd'),
+    bnBwdSum: byAct('bn_bwd_sum'),
+    bnBwdDx: byAct('bn_bwd_dx'),
+  };
   instances.set(memory, inst);
   return inst;
 }
@@ -257,10 +336,20 @@ export function simdLoops(backend: BackendWasm): SimdLoops {
  * `acc[ci, co] += sum_{i < n} x[i, :ci]^T dy[i, :co]` with register tiles (co % 4 == 0).
  * Pointers and strides in bytes; `acc` is row-major `[ci, co]`.
  */
-export function gemmTN(loops: SimdLoops, x: number, dy: number, acc: number, n: number, xstep: number, dystep: number, ci: number, co: number): void {
-  for (let k = 0; k < ci; ) {
+export function gemmTN(
+  loops: SimdLoops,
+  x: number,
+  dy: number,
+  acc: number,
+  n: number,
+  xstep: number,
+  dystep: number,
+  ci: number,
+  co: number,
+): void {
+  for (let k = 0; k < ci;) {
     const kb = ci - k >= 4 ? 4 : 1;
-    for (let j = 0; j < co; ) {
+    for (let j = 0; j < co;) {
       const jb = co - j >= 16 ? 16 : 4;
       loops.gemm[`${kb}x${jb}`](x + 4 * k, dy + 4 * j, acc + (k * co + j) * 4, n, xstep, dystep, co * 4);
       j += jb;
