@@ -23,7 +23,8 @@ import {
 } from '../train/trainer/optimizer.js';
 import { ReplicaPool } from '../train/trainer/replica-pool.js';
 import { buildTargets } from '../train/targets.js';
-import type { LossWeights, MicroBatch } from '../train/step.js';
+import { batchNormalizers, type LossWeights, type MicroBatch } from '../train/step.js';
+import { TrainConfigSchema } from '../train/config.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -57,7 +58,8 @@ const cpuBatch = int('cpu-batch', args['cpu-batch'], 1);
 const cpuSteps = int('cpu-steps', args['cpu-steps'], 1);
 const cpuWarmup = int('cpu-warmup', args['cpu-warmup'], 0);
 
-const LOSS: LossWeights = { heatmap: 1, size: 0.1, offset: 1, focalAlpha: 2, focalBeta: 4 };
+// The trainer's default loss terms (focal + L1 + dense GIoU), from the one place defaults live.
+const LOSS: LossWeights = TrainConfigSchema.shape.loss.parse(undefined);
 const OPT: OptimizerConfig = {
   kind: 'adamw',
   lr: 2e-3,
@@ -126,13 +128,13 @@ async function measure(
   const opt = createOptimizerState(OPT, layout.total);
   const decay = decayMask(layout);
   const shards = makeShards(spec, images, reps, mb, 12345);
-  const numPos = shards.flat().reduce((a, m) => a + m.targets.numPos, 0);
+  const norm = batchNormalizers(shards.flat());
   const pool = await ReplicaPool.start(spec, reps, backend, LOSS);
   const times: number[] = [];
   try {
     for (let i = 0; i < warmup + nSteps; i++) {
       const t0 = performance.now();
-      const r = await pool.step(params, shards, Math.max(1, numPos));
+      const r = await pool.step(params, shards, norm);
       optimizerStep(OPT, opt, params, r.grads, decay, OPT.lr);
       const ms = performance.now() - t0;
       process.stderr.write(
@@ -153,7 +155,7 @@ const cost = graphCost(spec);
 console.log(
   `train-step bench: ${spec.name} ${spec.input.height}x${spec.input.width}, ${(cost.params / 1e6).toFixed(3)} M params, ` +
     `${(cost.macs / 1e9).toFixed(3)} GMAC/img; batch ${batch}, micro-batch ${micro}, ${warmup} warm-up + ${steps} timed steps (median); ` +
-    `step = forward + focal/L1 losses + backward + gradient sum + AdamW (plain JS); ${availableParallelism()} cores`,
+    `step = forward + focal/L1/GIoU losses + backward + gradient sum + AdamW (plain JS); ${availableParallelism()} cores`,
 );
 const rows: Row[] = [];
 rows.push(await measure(spec, `wasm x${replicas} replicas`, 'wasm', replicas, batch, micro, steps, warmup));

@@ -12,14 +12,30 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
-  train: { summary: 'train a student (distillation comes with the teacher config)', run: async (a) => (await import('../train/cli.js')).trainCommand(a) },
-  eval: { summary: 'evaluate a checkpoint on a dataset (COCO AP, MR^-2)', run: async (a) => (await import('../train/cli.js')).evalCommand(a) },
-  data: { summary: 'data tools: `data synth --out DIR` writes a synthetic COCO set', run: async (a) => (await import('../train/cli.js')).dataCommand(a) },
-  model: { summary: 'model tools: `model info` prints params, MACs and feature taps', run: async (a) => (await import('../models/cli.js')).modelCommand(a) },
+  train: {
+    summary: 'train a student (distillation comes with the teacher config)',
+    run: async (a) => (await import('../train/cli.js')).trainCommand(a),
+  },
+  eval: {
+    summary: 'evaluate a checkpoint on a dataset (COCO AP, MR^-2)',
+    run: async (a) => (await import('../train/cli.js')).evalCommand(a),
+  },
+  data: {
+    summary: 'data tools: `data synth --out DIR` writes a synthetic COCO set',
+    run: async (a) => (await import('../train/cli.js')).dataCommand(a),
+  },
+  model: {
+    summary: 'model tools: `model info` prints params, MACs and feature taps',
+    run: async (a) => (await import('../models/cli.js')).modelCommand(a),
+  },
 };
 
 function usage(): string {
-  const lines = ['usage: edgekd <command> [options]   (edgekd <command> --help for its options)', '', 'commands:'];
+  const lines = [
+    'usage: edgekd <command> [options]   (edgekd <command> --help for its options)',
+    '',
+    'commands:',
+  ];
   for (const [name, c] of Object.entries(COMMANDS)) lines.push(`  ${name.padEnd(8)} ${c.summary}`);
   lines.push('', 'environment: EDGEKD_LOG_LEVEL=error|warn|info|debug');
   return lines.join('\n');

@@ -17,7 +17,8 @@ function specFrom(values: Record<string, string | boolean | undefined>): ModelSp
   if (typeof values.config === 'string') {
     const cfg = readJsonFile(values.config) as { model?: unknown };
     if (typeof cfg.model === 'string') return readModelSpec(cfg.model);
-    if (cfg.model && typeof cfg.model === 'object') return parseModelSpec(cfg.model, `model in '${values.config}'`);
+    if (cfg.model && typeof cfg.model === 'object')
+      return parseModelSpec(cfg.model, `model in '${values.config}'`);
     throw new ConfigError('ERR_CONFIG_INVALID', `config '${values.config}' has no 'model' field`);
   }
   throw new ConfigError('ERR_CONFIG_INVALID', 'model info needs one of --spec, --config or --checkpoint');
@@ -33,7 +34,13 @@ export async function modelCommand(argv: string[]): Promise<number> {
   try {
     values = parseArgs({
       args: argv.slice(1),
-      options: { spec: { type: 'string' }, config: { type: 'string' }, checkpoint: { type: 'string' }, json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        spec: { type: 'string' },
+        config: { type: 'string' },
+        checkpoint: { type: 'string' },
+        json: { type: 'boolean' },
+        help: { type: 'boolean', short: 'h' },
+      },
       strict: true,
     }).values;
   } catch (e) {
@@ -50,10 +57,23 @@ export async function modelCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const g = (n: number) => (n / 1e9).toFixed(3);
-  console.log(`model     ${spec.name} (${spec.architecture}, ${spec.classes.length} class${spec.classes.length > 1 ? 'es' : ''}: ${spec.classes.join(', ')})`);
-  console.log(`input     ${spec.input.height}x${spec.input.width}x3 ${spec.input.channelOrder}, ${spec.input.normalization.kind} normalisation, ${spec.input.resize}`);
+  console.log(
+    `model     ${spec.name} (${spec.architecture}, ${spec.classes.length} class${spec.classes.length > 1 ? 'es' : ''}: ${spec.classes.join(', ')})`,
+  );
+  console.log(
+    `input     ${spec.input.height}x${spec.input.width}x3 ${spec.input.channelOrder}, ${spec.input.normalization.kind} normalisation, ${spec.input.resize}`,
+  );
   console.log(`params    ${cost.params.toLocaleString('en-US')} (${(cost.params / 1e6).toFixed(3)} M)`);
-  console.log(`MACs      ${g(cost.macs)} G per image (${Object.entries(cost.macsByPart).map(([k, v]) => `${k} ${g(v)} G`).join(', ')})`);
-  console.log('taps      ' + Object.entries(cost.tapShapes).map(([k, s]) => `${k} ${s.join('x')}`).join(', '));
+  console.log(
+    `MACs      ${g(cost.macs)} G per image (${Object.entries(cost.macsByPart)
+      .map(([k, v]) => `${k} ${g(v)} G`)
+      .join(', ')})`,
+  );
+  console.log(
+    'taps      ' +
+      Object.entries(cost.tapShapes)
+        .map(([k, s]) => `${k} ${s.join('x')}`)
+        .join(', '),
+  );
   return 0;
 }

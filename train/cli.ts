@@ -18,7 +18,12 @@ import { runTraining } from './trainer/loop.js';
 
 function parseFlags(argv: string[], options: Record<string, { type: 'string' | 'boolean'; short?: string }>) {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: 'boolean', short: 'h' } }, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    return parseArgs({
+      args: argv,
+      options: { ...options, help: { type: 'boolean', short: 'h' } },
+      strict: true,
+      allowPositionals: false,
+    }).values as Record<string, string | boolean | undefined>;
   } catch (e) {
     throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', (e as Error).message);
   }
@@ -37,7 +42,9 @@ export async function trainCommand(argv: string[]): Promise<number> {
   const onSigint = () => {
     sigints++;
     if (sigints === 1) {
-      process.stderr.write('\ninterrupt: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)\n');
+      process.stderr.write(
+        '\ninterrupt: finishing the current step and saving a checkpoint (Ctrl-C again to quit now)\n',
+      );
       ac.abort();
     } else {
       process.exit(130);
@@ -48,8 +55,18 @@ export async function trainCommand(argv: string[]): Promise<number> {
   try {
     const r = await runTraining(config, { onEvent: progress, signal: ac.signal });
     const m = r.metrics ? ` ${metricLine(r.metrics)}` : '';
-    console.error(`${r.interrupted ? 'interrupted' : 'done'} in ${r.seconds.toFixed(1)}s (${r.backend}, ${r.workers} replicas): ${r.checkpoint}${m}`);
-    if (r.metrics) console.log(JSON.stringify({ checkpoint: r.checkpoint, epochs: r.epochsCompleted, seconds: Number(r.seconds.toFixed(1)), metrics: r.metrics }));
+    console.error(
+      `${r.interrupted ? 'interrupted' : 'done'} in ${r.seconds.toFixed(1)}s (${r.backend}, ${r.workers} replicas): ${r.checkpoint}${m}`,
+    );
+    if (r.metrics)
+      console.log(
+        JSON.stringify({
+          checkpoint: r.checkpoint,
+          epochs: r.epochsCompleted,
+          seconds: Number(r.seconds.toFixed(1)),
+          metrics: r.metrics,
+        }),
+      );
     return r.interrupted ? 130 : 0;
   } finally {
     process.off('SIGINT', onSigint);
@@ -64,9 +81,17 @@ export async function trainCommand(argv: string[]): Promise<number> {
 export function parseDataArg(data: string, names?: string): DataSource {
   const syn = /^synthetic:(\d+)(?::(-?\d+))?$/.exec(data);
   if (syn) return { kind: 'synthetic', count: Number(syn[1]), seed: Number(syn[2] ?? 0) };
-  if (!existsSync(data)) throw new ConfigError('ERR_FILE_NOT_FOUND', `--data '${data}' does not exist (expected a COCO .json, a YOLO folder or synthetic:COUNT[:SEED])`);
+  if (!existsSync(data))
+    throw new ConfigError(
+      'ERR_FILE_NOT_FOUND',
+      `--data '${data}' does not exist (expected a COCO .json, a YOLO folder or synthetic:COUNT[:SEED])`,
+    );
   if (statSync(data).isDirectory()) {
-    if (!names) throw new ConfigError('ERR_CONFIG_INVALID', `--data '${data}' is a folder (YOLO): pass --names a,b,c for its class ids`);
+    if (!names)
+      throw new ConfigError(
+        'ERR_CONFIG_INVALID',
+        `--data '${data}' is a folder (YOLO): pass --names a,b,c for its class ids`,
+      );
     return { kind: 'yolo', root: data, names: names.split(',') };
   }
   return { kind: 'coco', annotations: data };
@@ -89,14 +114,31 @@ export async function evalCommand(argv: string[]): Promise<number> {
   [--map-all-to CLASS] [--backend auto|wasm|cpu|tensorflow] [--workers N] [--score-threshold 0.01] [--json]`);
     return 0;
   }
-  if (typeof v.checkpoint !== 'string') throw new ConfigError('ERR_CONFIG_INVALID', 'eval needs --checkpoint FILE');
-  if (typeof v.data !== 'string') throw new ConfigError('ERR_CONFIG_INVALID', 'eval needs --data (COCO json, YOLO folder or synthetic:COUNT[:SEED])');
+  if (typeof v.checkpoint !== 'string')
+    throw new ConfigError('ERR_CONFIG_INVALID', 'eval needs --checkpoint FILE');
+  if (typeof v.data !== 'string')
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      'eval needs --data (COCO json, YOLO folder or synthetic:COUNT[:SEED])',
+    );
   const backend = z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).safeParse(v.backend ?? 'auto');
-  if (!backend.success) throw new ConfigError('ERR_CONFIG_INVALID', `--backend must be one of auto, tensorflow, wasm, cpu, got '${String(v.backend)}'`);
+  if (!backend.success)
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `--backend must be one of auto, tensorflow, wasm, cpu, got '${String(v.backend)}'`,
+    );
   const workers = v.workers === undefined ? availableParallelism() : Number(v.workers);
-  if (!Number.isInteger(workers) || workers < 1) throw new ConfigError('ERR_CONFIG_INVALID', `--workers must be an integer >= 1, got '${String(v.workers)}'`);
+  if (!Number.isInteger(workers) || workers < 1)
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `--workers must be an integer >= 1, got '${String(v.workers)}'`,
+    );
   const scoreThreshold = v['score-threshold'] === undefined ? 0.01 : Number(v['score-threshold']);
-  if (!(scoreThreshold >= 0 && scoreThreshold <= 1)) throw new ConfigError('ERR_CONFIG_RANGE', `--score-threshold must be in [0, 1], got '${String(v['score-threshold'])}'`);
+  if (!(scoreThreshold >= 0 && scoreThreshold <= 1))
+    throw new ConfigError(
+      'ERR_CONFIG_RANGE',
+      `--score-threshold must be in [0, 1], got '${String(v['score-threshold'])}'`,
+    );
 
   const ck = loadCheckpoint(v.checkpoint);
   const spec = ck.spec;
@@ -106,24 +148,43 @@ export async function evalCommand(argv: string[]): Promise<number> {
     const out = new Float32Array(layout.total);
     for (const s of layout.slots) {
       const t = weights.get(s.name);
-      if (!t || t.data.length !== s.length) throw new ConfigError('ERR_CHECKPOINT', `checkpoint '${v.checkpoint}' lacks parameter '${s.name}'`);
+      if (!t || t.data.length !== s.length)
+        throw new ConfigError('ERR_CHECKPOINT', `checkpoint '${v.checkpoint}' lacks parameter '${s.name}'`);
       out.set(t.data, s.offset);
     }
     return out;
   };
   const trainable = flat(trainableLayout(graph));
   const stats = flat(statsLayout(graph));
-  const dataset = await openDataset(parseDataArg(v.data, v.names as string | undefined), spec, { aliases: {}, mapAllTo: v['map-all-to'] as string | undefined });
-  for (const s of dataset.skipped) console.error(`skip: ${s.what}: ${s.reason}${s.count && s.count > 1 ? ` (x${s.count})` : ''}`);
-  const pool = await ReplicaPool.start(spec, workers, backend.data, { heatmap: 1, size: 1, offset: 1, focalAlpha: 2, focalBeta: 4 });
+  const dataset = await openDataset(parseDataArg(v.data, v.names as string | undefined), spec, {
+    aliases: {},
+    mapAllTo: v['map-all-to'] as string | undefined,
+  });
+  for (const s of dataset.skipped)
+    console.error(`skip: ${s.what}: ${s.reason}${s.count && s.count > 1 ? ` (x${s.count})` : ''}`);
+  const pool = await ReplicaPool.start(spec, workers, backend.data, {
+    heatmap: 1,
+    size: 1,
+    offset: 1,
+    giou: 0,
+    focalAlpha: 2,
+    focalBeta: 4,
+  });
   try {
     const t0 = performance.now();
-    const metrics = await evaluateModel(pool, spec, dataset, trainable, stats, { scoreThreshold, maxDetections: 100 });
+    const metrics = await evaluateModel(pool, spec, dataset, trainable, stats, {
+      scoreThreshold,
+      maxDetections: 100,
+    });
     const secs = (performance.now() - t0) / 1000;
-    if (v.json) console.log(JSON.stringify({ checkpoint: v.checkpoint, data: v.data, images: dataset.samples.length, metrics }));
+    if (v.json)
+      console.log(
+        JSON.stringify({ checkpoint: v.checkpoint, data: v.data, images: dataset.samples.length, metrics }),
+      );
     else {
       console.log(`${dataset.samples.length} images in ${secs.toFixed(1)}s (${pool.info.backend})`);
-      for (const [k, val] of Object.entries(metrics)) console.log(`${k.padEnd(14)} ${Number.isFinite(val) ? val.toFixed(4) : String(val)}`);
+      for (const [k, val] of Object.entries(metrics))
+        console.log(`${k.padEnd(14)} ${Number.isFinite(val) ? val.toFixed(4) : String(val)}`);
     }
     return 0;
   } finally {
@@ -138,19 +199,36 @@ export async function dataCommand(argv: string[]): Promise<number> {
     console.error(`error[ERR_CONFIG_UNKNOWN_KEY]: unknown data subcommand '${sub ?? ''}' (available: synth)`);
     return 2;
   }
-  const v = parseFlags(rest, { out: { type: 'string' }, count: { type: 'string' }, width: { type: 'string' }, height: { type: 'string' }, seed: { type: 'string' } });
+  const v = parseFlags(rest, {
+    out: { type: 'string' },
+    count: { type: 'string' },
+    width: { type: 'string' },
+    height: { type: 'string' },
+    seed: { type: 'string' },
+  });
   if (v.help) {
-    console.log('usage: edgekd data synth --out DIR [--count 200] [--width 320] [--height 320] [--seed 0]\nWrites DIR/images/*.png and DIR/annotations.json (COCO, class "person").');
+    console.log(
+      'usage: edgekd data synth --out DIR [--count 200] [--width 320] [--height 320] [--seed 0]\nWrites DIR/images/*.png and DIR/annotations.json (COCO, class "person").',
+    );
     return 0;
   }
   if (typeof v.out !== 'string') throw new ConfigError('ERR_CONFIG_INVALID', 'data synth needs --out DIR');
   const num = (name: string, dflt: number, min: number) => {
     const raw = v[name];
     const n = raw === undefined ? dflt : Number(raw);
-    if (!Number.isInteger(n) || n < min) throw new ConfigError('ERR_CONFIG_RANGE', `--${name} must be an integer >= ${min}, got '${String(raw)}'`);
+    if (!Number.isInteger(n) || n < min)
+      throw new ConfigError(
+        'ERR_CONFIG_RANGE',
+        `--${name} must be an integer >= ${min}, got '${String(raw)}'`,
+      );
     return n;
   };
-  const r = await writeSyntheticCoco(v.out, { count: num('count', 200, 1), width: num('width', 320, 32), height: num('height', 320, 32), seed: num('seed', 0, -2147483648) });
+  const r = await writeSyntheticCoco(v.out, {
+    count: num('count', 200, 1),
+    width: num('width', 320, 32),
+    height: num('height', 320, 32),
+    seed: num('seed', 0, -2147483648),
+  });
   console.log(JSON.stringify(r));
   return 0;
 }

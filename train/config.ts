@@ -51,28 +51,61 @@ const Sgd = z.strictObject({
 });
 
 export const TrainConfigSchema = z.strictObject({
-  name: z.string().regex(/^[a-zA-Z0-9._-]+$/).default('run').describe('(string) run name; outputs go to <out>/<name>'),
+  name: z
+    .string()
+    .regex(/^[a-zA-Z0-9._-]+$/)
+    .default('run')
+    .describe('(string) run name; outputs go to <out>/<name>'),
   out: z.string().default('runs').describe('(path) folder for run outputs'),
   model: z.union([z.string(), ModelSpecSchema]).describe('(path|object) model spec JSON file or inline spec'),
-  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto').describe('(auto|tensorflow|wasm|cpu) tfjs backend'),
-  workers: z.number().int().min(0).max(64).default(0).describe('(int) data-parallel replicas, one per core; 0 = number of cores'),
+  backend: z
+    .enum(['auto', 'tensorflow', 'wasm', 'cpu'])
+    .default('auto')
+    .describe('(auto|tensorflow|wasm|cpu) tfjs backend'),
+  workers: z
+    .number()
+    .int()
+    .min(0)
+    .max(64)
+    .default(0)
+    .describe('(int) data-parallel replicas, one per core; 0 = number of cores'),
   seed: z.number().int().default(0).describe('(int) seed for weights, shuffling and augmentation'),
   data: z.strictObject({
     train: DataSourceSchema.describe('training set'),
     val: DataSourceSchema.optional().describe('held-out set for periodic eval'),
-    aliases: z.record(z.string(), z.string()).default({}).describe('(object) dataset class name -> model class name'),
+    aliases: z
+      .record(z.string(), z.string())
+      .default({})
+      .describe('(object) dataset class name -> model class name'),
     mapAllTo: z.string().optional().describe('(string) map every dataset label to this model class'),
   }),
   train: z.strictObject({
     epochs: z.number().int().min(1).default(10).describe('(int) passes over the training set'),
     batchSize: z.number().int().min(1).default(16).describe('(int) images per optimiser step'),
-    microBatch: z.number().int().min(1).default(4).describe('(int) images per forward/backward inside a replica (bounds wasm memory)'),
-    optimizer: z.discriminatedUnion('kind', [AdamW, Sgd]).default({ kind: 'adamw', lr: 2e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 5e-4 }),
+    microBatch: z
+      .number()
+      .int()
+      .min(1)
+      .default(4)
+      .describe('(int) images per forward/backward inside a replica (bounds wasm memory)'),
+    optimizer: z
+      .discriminatedUnion('kind', [AdamW, Sgd])
+      .default({ kind: 'adamw', lr: 2e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 5e-4 }),
     warmupEpochs: z.number().min(0).default(1).describe('(number) linear warm-up length in epochs'),
-    minLrRatio: z.number().min(0).max(1).default(0.05).describe('(number) final lr as a fraction of the peak'),
+    minLrRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.05)
+      .describe('(number) final lr as a fraction of the peak'),
     gradClip: z.number().min(0).default(10).describe('(number) max global gradient norm (0 = off)'),
     ema: z.number().min(0).lt(1).default(0.999).describe('(number) EMA decay of weights (0 = off)'),
-    emaRampSteps: z.number().int().min(1).default(200).describe('(int) steps over which the EMA decay ramps up'),
+    emaRampSteps: z
+      .number()
+      .int()
+      .min(1)
+      .default(200)
+      .describe('(int) steps over which the EMA decay ramps up'),
     bnMomentum: z.number().min(0).lt(1).default(0.9).describe('(number) BN moving-statistics momentum'),
     augment: z.boolean().default(true).describe('(bool) random scale/crop/flip/colour jitter'),
     prefetch: z.number().int().min(0).default(2).describe('(int) batches decoded ahead of the training step'),
@@ -82,14 +115,29 @@ export const TrainConfigSchema = z.strictObject({
       heatmap: z.number().min(0).default(1),
       size: z.number().min(0).default(1).describe('(number) weight of the log-size L1 term'),
       offset: z.number().min(0).default(1),
+      giou: z
+        .number()
+        .min(0)
+        .default(2)
+        .describe('(number) weight of the dense GIoU box loss (TTFNet; 0 = off)'),
       focalAlpha: z.number().min(0).default(2),
       focalBeta: z.number().min(0).default(4),
     })
-    .default({ heatmap: 1, size: 1, offset: 1, focalAlpha: 2, focalBeta: 4 }),
+    .default({ heatmap: 1, size: 1, offset: 1, giou: 2, focalAlpha: 2, focalBeta: 4 }),
   eval: z
     .strictObject({
-      every: z.number().int().min(0).default(1).describe('(int) evaluate every N epochs (0 = only at the end)'),
-      scoreThreshold: z.number().min(0).max(1).default(0.01).describe('(number) score floor for eval detections'),
+      every: z
+        .number()
+        .int()
+        .min(0)
+        .default(1)
+        .describe('(int) evaluate every N epochs (0 = only at the end)'),
+      scoreThreshold: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.01)
+        .describe('(number) score floor for eval detections'),
       maxDetections: z.number().int().min(1).default(100),
     })
     .default({ every: 1, scoreThreshold: 0.01, maxDetections: 100 }),

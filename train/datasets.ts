@@ -28,7 +28,10 @@ export async function openDataset(src: DataSource, spec: ModelSpec, mapping: Cla
         classes: spec.classes,
       });
     case 'coco':
-      return readCoco(src.annotations, { ...classMap, imagesDir: src.images ?? join(dirname(src.annotations), 'images') });
+      return readCoco(src.annotations, {
+        ...classMap,
+        imagesDir: src.images ?? join(dirname(src.annotations), 'images'),
+      });
     case 'yolo':
       return readYolo(src.root, { ...classMap, names: src.names, split: src.split });
     case 'mot':

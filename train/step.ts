@@ -8,13 +8,38 @@ import type { HeadTargets } from './targets.js';
 import type { ParamLayout } from './trainer/param-layout.js';
 import { focalLossSum } from './losses/focal.js';
 import { maskedL1Sum } from './losses/masked-l1.js';
+import { decodeCellBoxes, giouLossSum } from './losses/giou.js';
 
 export interface LossWeights {
   heatmap: number;
   size: number;
   offset: number;
+  /** Dense GIoU on boxes decoded over each object's Gaussian area (0 = off). */
+  giou: number;
   focalAlpha: number;
   focalBeta: number;
+}
+
+/**
+ * Loss normalisers of the WHOLE batch (all micro-batches on all replicas): summing micro-step
+ * results then gives exactly the full-batch gradient.
+ */
+export interface LossNormalizers {
+  /** Number of positive (centre) cells: focal and L1 terms. */
+  pos: number;
+  /** Sum of GIoU regression weights. */
+  reg: number;
+}
+
+/** Sums the normalisers over micro-batches (each at least 1, so an empty batch stays finite). */
+export function batchNormalizers(mbs: MicroBatch[]): LossNormalizers {
+  let pos = 0;
+  let reg = 0;
+  for (const mb of mbs) {
+    pos += mb.targets.numPos;
+    reg += mb.targets.regWeightSum;
+  }
+  return { pos: Math.max(1, pos), reg: Math.max(1e-6, reg) };
 }
 
 /** Input of one micro-step: images already normalised, targets at head resolution. */
@@ -27,24 +52,24 @@ export interface MicroBatch {
 }
 
 export interface MicroStepResult {
-  /** Gradient of (loss sum / normalizer) w.r.t. the trainable params, flat in layout order. */
+  /** Gradient of (loss sums / batch normalisers) w.r.t. the trainable params, flat in layout order. */
   grads: Float32Array;
-  /** Each loss term divided by the normalizer; `total` is the weighted sum. */
+  /** Each loss term divided by its batch normaliser; `total` is the weighted sum. */
   losses: Record<string, number>;
   /** BN batch statistics, per BN node: mean and biased variance (flat: all means, then all variances). */
   bnStats: Map<string, { mean: Float32Array; variance: Float32Array }>;
 }
 
 /**
- * Computes gradients for one micro-batch. Losses are sums divided by `normalizer` (the
- * number of positives of the WHOLE batch), so summing results over micro-batches and
+ * Computes gradients for one micro-batch. Losses are sums divided by the normalisers of the
+ * WHOLE batch, so summing results over micro-batches and
  * replicas gives exactly the full-batch gradient.
  */
 export function microStep(
   student: Student,
   layout: ParamLayout,
   mb: MicroBatch,
-  normalizer: number,
+  norm: LossNormalizers,
   w: LossWeights,
 ): MicroStepResult {
   const { targets: t } = mb;
@@ -58,7 +83,10 @@ export function microStep(
       training: true,
       onBatchStats: (name, s) => {
         kept.push(s.mean, s.variance);
-        bnStats.set(name, { mean: s.mean.dataSync() as Float32Array, variance: s.variance.dataSync() as Float32Array });
+        bnStats.set(name, {
+          mean: s.mean.dataSync() as Float32Array,
+          variance: s.variance.dataSync() as Float32Array,
+        });
       },
     });
     const shape4 = (c: number): [number, number, number, number] => [t.batch, t.h, t.w, c];
@@ -67,13 +95,21 @@ export function microStep(
     const mask = tf.tensor4d(t.centerMask, shape4(1));
     const sizeT = tf.tensor4d(t.size, shape4(2));
     const offT = tf.tensor4d(t.offset, shape4(2));
-    const hm = focalLossSum(out.heatmap, hmT, hmW, w.focalAlpha, w.focalBeta).div(normalizer);
-    const sz = maskedL1Sum(out.size, sizeT, mask).div(normalizer);
-    const off = maskedL1Sum(out.offset, offT, mask).div(normalizer);
+    const hm = focalLossSum(out.heatmap, hmT, hmW, w.focalAlpha, w.focalBeta).div(norm.pos);
+    const sz = maskedL1Sum(out.size, sizeT, mask).div(norm.pos);
+    const off = maskedL1Sum(out.offset, offT, mask).div(norm.pos);
     terms.heatmap = tf.keep(hm) as tf.Scalar;
     terms.size = tf.keep(sz) as tf.Scalar;
     terms.offset = tf.keep(off) as tf.Scalar;
-    return hm.mul(w.heatmap).add(sz.mul(w.size)).add(off.mul(w.offset)) as tf.Scalar;
+    let total = hm.mul(w.heatmap).add(sz.mul(w.size)).add(off.mul(w.offset));
+    if (w.giou > 0) {
+      const boxT = tf.tensor4d(t.boxTarget, shape4(4));
+      const regW = tf.tensor4d(t.regWeight, shape4(1));
+      const giou = giouLossSum(decodeCellBoxes(out.size, out.offset), boxT, regW).div(norm.reg);
+      terms.giou = tf.keep(giou) as tf.Scalar;
+      total = total.add(giou.mul(w.giou));
+    }
+    return total as tf.Scalar;
   }, vars);
   const flat = new Float32Array(layout.total);
   layout.slots.forEach((slot, i) => {

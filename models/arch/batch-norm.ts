@@ -97,7 +97,10 @@ export function batchNormActTrain(
   onStats?: (s: BatchStats) => void,
 ): tf.Tensor4D {
   const backend = tf.getBackend();
-  const fused = x.shape[3] % 4 === 0 && tf.getKernel(BN_ACT_KERNEL, backend) !== undefined && tf.getKernel(BN_ACT_GRAD_KERNEL, backend) !== undefined;
+  const fused =
+    x.shape[3] % 4 === 0 &&
+    tf.getKernel(BN_ACT_KERNEL, backend) !== undefined &&
+    tf.getKernel(BN_ACT_GRAD_KERNEL, backend) !== undefined;
   if (!fused) {
     const y = batchNormTrain(x, gamma, beta, epsilon, onStats);
     return activation === 'relu' ? tf.relu(y) : activation === 'relu6' ? tf.relu6(y) : y;
@@ -105,14 +108,22 @@ export function batchNormActTrain(
   const op = tf.customGrad((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
     const [xi, g, b] = args as tf.Tensor[];
     const save = args[3] as tf.GradSaveFunc;
-    const [value, mean, variance, invStd] = tf.engine().runKernel(BN_ACT_KERNEL, { x: xi, gamma: g, beta: b }, { epsilon, activation }) as tf.Tensor[];
+    const [value, mean, variance, invStd] = tf
+      .engine()
+      .runKernel(BN_ACT_KERNEL, { x: xi, gamma: g, beta: b }, { epsilon, activation }) as tf.Tensor[];
     if (onStats) onStats({ mean: tf.keep(mean) as tf.Tensor1D, variance: tf.keep(variance) as tf.Tensor1D });
     save([xi, g, b, mean, invStd]);
     return {
       value,
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [xs, gs, bs, ms, is] = saved;
-        return tf.engine().runKernel(BN_ACT_GRAD_KERNEL, { dy, x: xs, gamma: gs, beta: bs, mean: ms, invStd: is }, { activation }) as tf.Tensor[];
+        return tf
+          .engine()
+          .runKernel(
+            BN_ACT_GRAD_KERNEL,
+            { dy, x: xs, gamma: gs, beta: bs, mean: ms, invStd: is },
+            { activation },
+          ) as tf.Tensor[];
       },
     };
   });

@@ -92,11 +92,19 @@ class GraphBuilder {
     return node.name;
   }
 
-  conv(name: string, input: string, outChannels: number, kernel: number, stride: 1 | 2, opts: { depthwise?: boolean; bias?: boolean } = {}): string {
+  conv(
+    name: string,
+    input: string,
+    outChannels: number,
+    kernel: number,
+    stride: 1 | 2,
+    opts: { depthwise?: boolean; bias?: boolean } = {},
+  ): string {
     const inShape = this.shape(input);
     const depthwise = opts.depthwise ?? false;
     const bias = opts.bias ?? false;
-    if (depthwise && outChannels !== inShape.channels) throw new Error(`graph builder: depthwise '${name}' must keep channels`);
+    if (depthwise && outChannels !== inShape.channels)
+      throw new Error(`graph builder: depthwise '${name}' must keep channels`);
     const fanIn = kernel * kernel * (depthwise ? 1 : inShape.channels);
     this.params.push({
       name: `${name}.weight`,
@@ -104,7 +112,13 @@ class GraphBuilder {
       init: { kind: 'he-normal', fanIn },
       trainable: true,
     });
-    if (bias) this.params.push({ name: `${name}.bias`, shape: [outChannels], init: { kind: 'zeros' }, trainable: true });
+    if (bias)
+      this.params.push({
+        name: `${name}.bias`,
+        shape: [outChannels],
+        init: { kind: 'zeros' },
+        trainable: true,
+      });
     return this.push({
       op: 'conv',
       name,
@@ -138,7 +152,8 @@ class GraphBuilder {
   add(name: string, a: string, b: string): string {
     const sa = this.shape(a);
     const sb = this.shape(b);
-    if (sa.stride !== sb.stride || sa.channels !== sb.channels) throw new Error(`graph builder: add '${name}' shape mismatch`);
+    if (sa.stride !== sb.stride || sa.channels !== sb.channels)
+      throw new Error(`graph builder: add '${name}' shape mismatch`);
     return this.push({ op: 'add', name, inputs: [a, b], out: sa });
   }
 
@@ -148,7 +163,15 @@ class GraphBuilder {
   }
 
   /** conv (no bias) + BN + activation. */
-  convBnAct(name: string, input: string, out: number, k: number, stride: 1 | 2, act: 'relu' | 'relu6' | null, depthwise = false): string {
+  convBnAct(
+    name: string,
+    input: string,
+    out: number,
+    k: number,
+    stride: 1 | 2,
+    act: 'relu' | 'relu6' | null,
+    depthwise = false,
+  ): string {
     const c = this.conv(`${name}.conv`, input, out, k, stride, { depthwise });
     const b = this.bn(`${name}.bn`, c);
     return act ? this.act(`${name}.${act}`, b, act) : b;
@@ -159,7 +182,14 @@ class GraphBuilder {
  * MobileNetV2 inverted residual: 1x1 expand (skipped when expansion is 1), 3x3 depthwise
  * (carries the stride), 1x1 linear projection; identity shortcut when shapes allow.
  */
-function invertedResidual(g: GraphBuilder, name: string, input: string, out: number, stride: 1 | 2, expansion: number): string {
+function invertedResidual(
+  g: GraphBuilder,
+  name: string,
+  input: string,
+  out: number,
+  stride: 1 | 2,
+  expansion: number,
+): string {
   const inC = g.shape(input).channels;
   const hidden = inC * expansion;
   let x = input;
@@ -188,7 +218,14 @@ export function buildGraph(spec: ModelSpec): ModelGraph {
   const cTaps: string[] = [];
   bb.stages.forEach((stage, i) => {
     for (let d = 0; d < stage.depth; d++) {
-      x = invertedResidual(g, `backbone.c${i + 2}.block${d}`, x, stage.channels, d === 0 ? 2 : 1, stage.expansion);
+      x = invertedResidual(
+        g,
+        `backbone.c${i + 2}.block${d}`,
+        x,
+        stage.channels,
+        d === 0 ? 2 : 1,
+        stage.expansion,
+      );
     }
     cTaps.push(x);
   });
@@ -221,12 +258,19 @@ export function buildGraph(spec: ModelSpec): ModelGraph {
   if (hb) hb.init = { kind: 'constant', value: Math.log(prior / (1 - prior)) };
 
   const taps = {
-    C2: cTaps[0], C3: cTaps[1], C4: cTaps[2], C5: cTaps[3],
-    P2: pTaps[0], P3: pTaps[1], P4: pTaps[2], P5: pTaps[3],
+    C2: cTaps[0],
+    C3: cTaps[1],
+    C4: cTaps[2],
+    C5: cTaps[3],
+    P2: pTaps[0],
+    P3: pTaps[1],
+    P4: pTaps[2],
+    P5: pTaps[3],
   } satisfies Record<TapName, string>;
   for (const [lvl, name] of Object.entries(taps)) {
     const want = LEVEL_STRIDES[Number(lvl.slice(1)) as 2 | 3 | 4 | 5];
-    if (g.shape(name).stride !== want) throw new Error(`graph builder: tap ${lvl} has stride ${g.shape(name).stride}, want ${want}`);
+    if (g.shape(name).stride !== want)
+      throw new Error(`graph builder: tap ${lvl} has stride ${g.shape(name).stride}, want ${want}`);
   }
   return { input: 'image', nodes: g.nodes, taps, outputs: { heatmap, size, offset }, params: g.params };
 }
@@ -269,7 +313,9 @@ export function graphCost(spec: ModelSpec, graph: ModelGraph = buildGraph(spec))
     const part = n.name.split('.')[0];
     macsByPart[part] = (macsByPart[part] ?? 0) + m;
   }
-  const params = graph.params.filter((p) => p.trainable).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const params = graph.params
+    .filter((p) => p.trainable)
+    .reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   const byName = new Map(graph.nodes.map((n) => [n.name, n]));
   const tapShapes = {} as Record<TapName, [number, number, number]>;
   for (const t of TAP_NAMES) {

@@ -50,7 +50,10 @@ export class Student {
     const init = initialWeights(this.graph, seed);
     for (const p of this.graph.params) {
       const t = tf.tensor(init.get(p.name)!, p.shape, 'float32');
-      this.params.set(p.name, tf.variable(t, p.trainable, `${spec.name}/${p.name}/${Math.random().toString(36).slice(2)}`));
+      this.params.set(
+        p.name,
+        tf.variable(t, p.trainable, `${spec.name}/${p.name}/${Math.random().toString(36).slice(2)}`),
+      );
       t.dispose();
     }
     const uses = new Map<string, number>();
@@ -62,7 +65,8 @@ export class Student {
     Object.values(this.graph.taps).forEach(use);
     Object.values(this.graph.outputs).forEach(use);
     for (const n of this.graph.nodes) {
-      if ((n.op === 'relu' || n.op === 'relu6') && uses.get(n.input) === 1) this.fusedAct.set(n.input, { name: n.name, op: n.op });
+      if ((n.op === 'relu' || n.op === 'relu6') && uses.get(n.input) === 1)
+        this.fusedAct.set(n.input, { name: n.name, op: n.op });
     }
   }
 
@@ -84,7 +88,9 @@ export class Student {
   apply(imageNhwc: tf.Tensor4D, opts: ForwardOptions): StudentOutput {
     const { height, width } = this.spec.input;
     if (imageNhwc.shape[1] !== height || imageNhwc.shape[2] !== width || imageNhwc.shape[3] !== 3) {
-      throw new RangeError(`'imageNhwc' must be [B, ${height}, ${width}, 3], got [${imageNhwc.shape.join(', ')}]`);
+      throw new RangeError(
+        `'imageNhwc' must be [B, ${height}, ${width}, 3], got [${imageNhwc.shape.join(', ')}]`,
+      );
     }
     const values = new Map<string, tf.Tensor4D>([['image', imageNhwc]]);
     const get = (n: string): tf.Tensor4D => values.get(n)!;
@@ -107,7 +113,14 @@ export class Student {
           if (opts.training) {
             const cb = opts.onBatchStats;
             const act = this.fusedAct.get(n.name);
-            y = batchNormActTrain(get(n.input), gamma, beta, n.epsilon, act?.op ?? 'linear', cb ? (s) => cb(n.name, s) : undefined);
+            y = batchNormActTrain(
+              get(n.input),
+              gamma,
+              beta,
+              n.epsilon,
+              act?.op ?? 'linear',
+              cb ? (s) => cb(n.name, s) : undefined,
+            );
             if (act) {
               values.set(act.name, y);
               continue;
@@ -154,7 +167,8 @@ export class Student {
   /** Copies every parameter out as plain arrays. */
   getWeights(): WeightMap {
     const out: WeightMap = {};
-    for (const [name, v] of this.params) out[name] = { shape: v.shape.slice(), data: v.dataSync().slice() as Float32Array };
+    for (const [name, v] of this.params)
+      out[name] = { shape: v.shape.slice(), data: v.dataSync().slice() as Float32Array };
     return out;
   }
 
@@ -165,7 +179,11 @@ export class Student {
   setWeights(weights: WeightMap, source = 'weights'): void {
     for (const p of this.graph.params) {
       const w = weights[p.name];
-      if (!w) throw new ModelFormatError('ERR_MODEL_FORMAT', `${source}: missing parameter '${p.name}' required by the model spec`);
+      if (!w)
+        throw new ModelFormatError(
+          'ERR_MODEL_FORMAT',
+          `${source}: missing parameter '${p.name}' required by the model spec`,
+        );
       if (w.shape.length !== p.shape.length || w.shape.some((d, i) => d !== p.shape[i])) {
         throw new ModelFormatError(
           'ERR_MODEL_FORMAT',
@@ -174,7 +192,11 @@ export class Student {
       }
     }
     const extra = Object.keys(weights).filter((k) => !this.params.has(k));
-    if (extra.length) throw new ModelFormatError('ERR_MODEL_FORMAT', `${source}: unexpected parameters not in the model spec: ${extra.slice(0, 5).join(', ')}`);
+    if (extra.length)
+      throw new ModelFormatError(
+        'ERR_MODEL_FORMAT',
+        `${source}: unexpected parameters not in the model spec: ${extra.slice(0, 5).join(', ')}`,
+      );
     for (const p of this.graph.params) {
       const w = weights[p.name];
       tf.tidy(() => this.params.get(p.name)!.assign(tf.tensor(w.data, w.shape, 'float32')));

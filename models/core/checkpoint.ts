@@ -41,7 +41,11 @@ export function saveCheckpoint(path: string, ckpt: Checkpoint): void {
     tensors.set('optim/m', { shape: [ckpt.optimizer.m.length], data: ckpt.optimizer.m });
     tensors.set('optim/v', { shape: [ckpt.optimizer.v.length], data: ckpt.optimizer.v });
   }
-  const metadata: Record<string, string> = { format: CHECKPOINT_FORMAT, version: '1', spec: JSON.stringify(ckpt.spec) };
+  const metadata: Record<string, string> = {
+    format: CHECKPOINT_FORMAT,
+    version: '1',
+    spec: JSON.stringify(ckpt.spec),
+  };
   if (ckpt.state) metadata.state = JSON.stringify(ckpt.state);
   writeFileAtomic(path, encodeSafetensors(tensors, metadata));
 }
@@ -53,13 +57,18 @@ export function saveCheckpoint(path: string, ckpt: Checkpoint): void {
 export function loadCheckpoint(path: string): Checkpoint {
   const f = readSafetensors(path);
   if (f.metadata.format !== CHECKPOINT_FORMAT) {
-    throw new ModelFormatError('ERR_CHECKPOINT', `'${path}' is not an edgekd checkpoint (metadata.format = ${String(f.metadata.format)})`);
+    throw new ModelFormatError(
+      'ERR_CHECKPOINT',
+      `'${path}' is not an edgekd checkpoint (metadata.format = ${String(f.metadata.format)})`,
+    );
   }
   let specJson: unknown;
   try {
     specJson = JSON.parse(f.metadata.spec ?? '');
   } catch (e) {
-    throw new ModelFormatError('ERR_CHECKPOINT', `'${path}': the embedded model spec is not valid JSON`, { cause: e });
+    throw new ModelFormatError('ERR_CHECKPOINT', `'${path}': the embedded model spec is not valid JSON`, {
+      cause: e,
+    });
   }
   const spec = parseModelSpec(specJson, `model spec in '${path}'`);
   const params = new Map<string, NamedTensor>();

@@ -37,7 +37,10 @@ export function schemaFlags(schema: z.ZodType, path: string[] = []): FlagInfo[] 
   let description = s.description ?? '';
   for (;;) {
     const d = defOf(s);
-    if ((d.type === 'default' || d.type === 'optional' || d.type === 'nullable' || d.type === 'prefault') && d.innerType) {
+    if (
+      (d.type === 'default' || d.type === 'optional' || d.type === 'nullable' || d.type === 'prefault') &&
+      d.innerType
+    ) {
       s = d.innerType;
       description ||= s.description ?? '';
       continue;
@@ -49,7 +52,13 @@ export function schemaFlags(schema: z.ZodType, path: string[] = []): FlagInfo[] 
     return Object.entries(d.shape).flatMap(([k, v]) => schemaFlags(v, [...path, k]));
   }
   const kind: LeafKind =
-    d.type === 'number' || d.type === 'int' ? 'number' : d.type === 'boolean' ? 'boolean' : d.type === 'string' || d.type === 'enum' || d.type === 'literal' ? 'string' : 'json';
+    d.type === 'number' || d.type === 'int'
+      ? 'number'
+      : d.type === 'boolean'
+        ? 'boolean'
+        : d.type === 'string' || d.type === 'enum' || d.type === 'literal'
+          ? 'string'
+          : 'json';
   return [{ path, flag: path.map(kebab).join('.'), kind, description }];
 }
 
@@ -93,7 +102,15 @@ function setPath(obj: Record<string, unknown>, path: string[], value: unknown): 
 
 /** Deep merge of plain objects; arrays and scalars on the right replace. */
 export function deepMerge(a: unknown, b: unknown): unknown {
-  if (typeof a !== 'object' || a === null || Array.isArray(a) || typeof b !== 'object' || b === null || Array.isArray(b)) return b;
+  if (
+    typeof a !== 'object' ||
+    a === null ||
+    Array.isArray(a) ||
+    typeof b !== 'object' ||
+    b === null ||
+    Array.isArray(b)
+  )
+    return b;
   const out: Record<string, unknown> = { ...(a as Record<string, unknown>) };
   for (const [k, v] of Object.entries(b)) out[k] = k in out ? deepMerge(out[k], v) : v;
   return out;
@@ -110,7 +127,10 @@ export function readJsonFile(path: string, what = 'config'): unknown {
   try {
     return JSON.parse(text);
   } catch (e) {
-    throw new ConfigError('ERR_CONFIG_INVALID', `${what} file '${path}' is not valid JSON: ${(e as Error).message}`);
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `${what} file '${path}' is not valid JSON: ${(e as Error).message}`,
+    );
   }
 }
 
@@ -133,7 +153,11 @@ export function parseCli<S extends z.ZodType>(
   base: unknown = {},
 ): ParsedCli<z.output<S>> {
   const flags = schemaFlags(schema);
-  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = { config: { type: 'string' }, help: { type: 'boolean', short: 'h' }, ...extraFlags };
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string }> = {
+    config: { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
+    ...extraFlags,
+  };
   for (const f of flags) options[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
@@ -142,7 +166,10 @@ export function parseCli<S extends z.ZodType>(
     const m = /Unknown option '--?([^']+)'/.exec((e as Error).message);
     if (m) {
       const hint = didYouMean(m[1], Object.keys(options));
-      throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `unknown flag --${m[1]}${hint ? `; did you mean --${hint}?` : ''}`);
+      throw new ConfigError(
+        'ERR_CONFIG_UNKNOWN_KEY',
+        `unknown flag --${m[1]}${hint ? `; did you mean --${hint}?` : ''}`,
+      );
     }
     throw new ConfigError('ERR_CONFIG_INVALID', (e as Error).message);
   }
@@ -156,7 +183,8 @@ export function parseCli<S extends z.ZodType>(
     let value: unknown = v;
     if (f.kind === 'number') {
       value = Number(v);
-      if (v === '' || !Number.isFinite(value)) throw new ConfigError('ERR_CONFIG_INVALID', `--${f.flag} must be a number, got '${String(v)}'`);
+      if (v === '' || !Number.isFinite(value))
+        throw new ConfigError('ERR_CONFIG_INVALID', `--${f.flag} must be a number, got '${String(v)}'`);
     } else if (f.kind === 'json') {
       try {
         value = JSON.parse(String(v));
@@ -173,14 +201,26 @@ export function parseCli<S extends z.ZodType>(
   extra.help = values.help;
   extra.config = values.config;
   if (values.help) return { config: undefined as never, positionals: parsed.positionals, extra };
-  return { config: validateConfig(schema, merged, typeof values.config === 'string' ? `config '${values.config}'` : 'config'), positionals: parsed.positionals, extra };
+  return {
+    config: validateConfig(
+      schema,
+      merged,
+      typeof values.config === 'string' ? `config '${values.config}'` : 'config',
+    ),
+    positionals: parsed.positionals,
+    extra,
+  };
 }
 
 /**
  * Validates a config object; unknown keys get a did-you-mean hint.
  * @throws {ConfigError}
  */
-export function validateConfig<S extends z.ZodType>(schema: S, value: unknown, source = 'config'): z.output<S> {
+export function validateConfig<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  source = 'config',
+): z.output<S> {
   const r = schema.safeParse(value);
   if (r.success) return r.data;
   const unknown = r.error.issues.find((i) => i.code === 'unrecognized_keys');
@@ -189,7 +229,10 @@ export function validateConfig<S extends z.ZodType>(schema: S, value: unknown, s
     const prefix = unknown.path.length ? `${unknown.path.join('.')}.` : '';
     const key = `${prefix}${unknown.keys[0]}`;
     const hint = didYouMean(key, known);
-    throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY', `${source}: unknown key '${key}'${hint ? `; did you mean '${hint}'?` : ''}`);
+    throw new ConfigError(
+      'ERR_CONFIG_UNKNOWN_KEY',
+      `${source}: unknown key '${key}'${hint ? `; did you mean '${hint}'?` : ''}`,
+    );
   }
   throw new ConfigError('ERR_CONFIG_INVALID', `${source} is invalid: ${formatIssues(r.error)}`);
 }

@@ -34,8 +34,10 @@ export interface DecodeOptions {
  */
 export function decodeCenterNet(maps: HeadMaps, opts: DecodeOptions): Detection[] {
   const { heatmap, size, offset, h, w, numClasses: C } = maps;
-  if (heatmap.length !== h * w * C) throw new RangeError(`'heatmap' must have ${h * w * C} values, got ${heatmap.length}`);
-  if (size.length !== h * w * 2 || offset.length !== h * w * 2) throw new RangeError(`'size' and 'offset' must have ${h * w * 2} values`);
+  if (heatmap.length !== h * w * C)
+    throw new RangeError(`'heatmap' must have ${h * w * C} values, got ${heatmap.length}`);
+  if (size.length !== h * w * 2 || offset.length !== h * w * 2)
+    throw new RangeError(`'size' and 'offset' must have ${h * w * 2} values`);
   if (opts.poolSize % 2 !== 1) throw new RangeError(`'poolSize' must be odd, got ${opts.poolSize}`);
   const r = (opts.poolSize - 1) / 2;
   const cand: { score: number; idx: number; c: number }[] = [];

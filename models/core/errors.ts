@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'ERR_BACKEND_UNAVAILABLE'
   | 'ERR_PROVIDER_UNAVAILABLE'
   | 'ERR_PIPELINE'
+  | 'ERR_TRAIN_DIVERGED'
   | 'ERR_INTERRUPTED';
 
 /** Base class: sets `name` to the subclass name and carries a `code` and an optional `cause`. */

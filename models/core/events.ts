@@ -6,7 +6,14 @@
 export type LossTerms = Record<string, number>;
 
 export type ProgressEvent =
-  | { kind: 'train-start'; backend: string; workers: number; epochs: number; stepsPerEpoch: number; params: number }
+  | {
+      kind: 'train-start';
+      backend: string;
+      workers: number;
+      epochs: number;
+      stepsPerEpoch: number;
+      params: number;
+    }
   | { kind: 'epoch-start'; epoch: number; epochs: number; steps: number }
   | {
       kind: 'batch-end';
@@ -18,7 +25,14 @@ export type ProgressEvent =
       losses: LossTerms;
       imagesPerSec: number;
     }
-  | { kind: 'epoch-end'; epoch: number; epochs: number; losses: LossTerms; seconds: number; eval?: Record<string, number> }
+  | {
+      kind: 'epoch-end';
+      epoch: number;
+      epochs: number;
+      losses: LossTerms;
+      seconds: number;
+      eval?: Record<string, number>;
+    }
   | { kind: 'eval-end'; epoch: number; metrics: Record<string, number> }
   | { kind: 'checkpoint'; path: string; epoch: number; reason: 'periodic' | 'final' | 'interrupt' }
   | { kind: 'skip'; what: string; reason: string }

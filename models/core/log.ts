@@ -12,7 +12,8 @@ let sink: (line: string) => void = (line) => process.stderr.write(line + '\n');
 
 /** Sets the global log level. */
 export function setLogLevel(level: LogLevel): void {
-  if (!(level in ORDER)) throw new RangeError(`'level' must be one of ${Object.keys(ORDER).join(', ')}, got ${level}`);
+  if (!(level in ORDER))
+    throw new RangeError(`'level' must be one of ${Object.keys(ORDER).join(', ')}, got ${level}`);
   current = level;
 }
 

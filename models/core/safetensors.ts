@@ -22,12 +22,18 @@ export interface SafetensorsFile {
 }
 
 /** Serialises tensors (float32 only) and string metadata into one buffer. */
-export function encodeSafetensors(tensors: Map<string, NamedTensor>, metadata: Record<string, string>): Buffer {
+export function encodeSafetensors(
+  tensors: Map<string, NamedTensor>,
+  metadata: Record<string, string>,
+): Buffer {
   const header: Record<string, unknown> = { __metadata__: metadata };
   let offset = 0;
   for (const [name, t] of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    if (n !== t.data.length) throw new RangeError(`tensor '${name}': shape [${t.shape.join(', ')}] needs ${n} values, got ${t.data.length}`);
+    if (n !== t.data.length)
+      throw new RangeError(
+        `tensor '${name}': shape [${t.shape.join(', ')}] needs ${n} values, got ${t.data.length}`,
+      );
     header[name] = { dtype: 'F32', shape: t.shape, data_offsets: [offset, offset + n * 4] };
     offset += n * 4;
   }
@@ -53,12 +59,17 @@ export function decodeSafetensors(buf: Buffer, source = 'safetensors'): Safetens
   const bad = (why: string) => new ModelFormatError('ERR_CHECKPOINT', `${source}: ${why}`);
   if (buf.length < 8) throw bad('file is shorter than the 8-byte header length');
   const hlen = Number(buf.readBigUInt64LE(0));
-  if (hlen > buf.length - 8 || hlen > 100_000_000) throw bad(`header length ${hlen} exceeds the file size ${buf.length}`);
+  if (hlen > buf.length - 8 || hlen > 100_000_000)
+    throw bad(`header length ${hlen} exceeds the file size ${buf.length}`);
   let header: Record<string, unknown>;
   try {
     header = JSON.parse(buf.subarray(8, 8 + hlen).toString('utf8')) as Record<string, unknown>;
   } catch (e) {
-    throw new ModelFormatError('ERR_CHECKPOINT', `${source}: header is not valid JSON (truncated or not a safetensors file)`, { cause: e });
+    throw new ModelFormatError(
+      'ERR_CHECKPOINT',
+      `${source}: header is not valid JSON (truncated or not a safetensors file)`,
+      { cause: e },
+    );
   }
   const base = 8 + hlen;
   const tensors = new Map<string, NamedTensor>();
@@ -68,7 +79,8 @@ export function decodeSafetensors(buf: Buffer, source = 'safetensors'): Safetens
     if (e.dtype !== 'F32') throw bad(`tensor '${name}' has dtype ${String(e.dtype)}; only F32 is supported`);
     const [b, end] = e.data_offsets ?? [-1, -1];
     const n = (e.shape ?? []).reduce((a, c) => a * c, 1);
-    if (!(b >= 0 && end === b + n * 4 && base + end <= buf.length)) throw bad(`tensor '${name}' has bad data offsets or the file is truncated`);
+    if (!(b >= 0 && end === b + n * 4 && base + end <= buf.length))
+      throw bad(`tensor '${name}' has bad data offsets or the file is truncated`);
     // Copy so the tensor is 4-byte aligned and independent of the file buffer.
     const data = new Float32Array(n);
     Buffer.from(data.buffer).set(buf.subarray(base + b, base + end));
@@ -94,7 +106,9 @@ export function writeFileAtomic(path: string, data: Buffer | string): void {
   } catch (e) {
     if (fd !== undefined) closeSync(fd);
     rmSync(tmp, { force: true });
-    throw new ConfigError('ERR_FILE_WRITE', `cannot write '${path}' (folder '${dirname(path)}')`, { cause: e });
+    throw new ConfigError('ERR_FILE_WRITE', `cannot write '${path}' (folder '${dirname(path)}')`, {
+      cause: e,
+    });
   }
 }
 

@@ -21,7 +21,10 @@ function walk(dir: string): string[] {
 function importsOf(file: string): string[] {
   const src = readFileSync(file, 'utf8');
   const out: string[] = [];
-  for (const m of src.matchAll(/(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g)) out.push(m[1] ?? m[2]);
+  for (const m of src.matchAll(
+    /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g,
+  ))
+    out.push(m[1] ?? m[2]);
   return out;
 }
 
@@ -33,7 +36,12 @@ function areaOf(rel: string): string {
 }
 
 const FORBIDDEN: Record<string, RegExp[]> = {
-  'models/core': [/^(train|export|runtime|server|bin)$/, /^models\/(arch|zoo)$/, /^@tensorflow\//, /^onnxruntime/],
+  'models/core': [
+    /^(train|export|runtime|server|bin)$/,
+    /^models\/(arch|zoo)$/,
+    /^@tensorflow\//,
+    /^onnxruntime/,
+  ],
   'models/arch': [/^(train|export|runtime|server|bin)$/],
   'models/zoo': [/^(train|export|runtime|server|bin)$/, /^@tensorflow\//],
   models: [/^(train|export|runtime|server|bin)$/],
@@ -54,7 +62,8 @@ test('no source file imports across a forbidden layer edge', () => {
       const area = areaOf(rel);
       for (const spec of importsOf(file)) {
         const target = spec.startsWith('.') ? areaOf(relative(ROOT, resolve(dirname(file), spec))) : spec;
-        for (const re of FORBIDDEN[area] ?? []) if (re.test(target)) violations.push(`${rel} imports '${spec}' (${area} -> ${target})`);
+        for (const re of FORBIDDEN[area] ?? [])
+          if (re.test(target)) violations.push(`${rel} imports '${spec}' (${area} -> ${target})`);
       }
     }
   }

@@ -18,24 +18,43 @@ const spec: ModelSpecInput = {
   name: 'e2e',
   classes: ['person'],
   input: { height: 64, width: 64 },
-  backbone: { stemChannels: 8, stages: [{ channels: 8, depth: 1, expansion: 2 }, { channels: 12, depth: 1, expansion: 2 }, { channels: 16, depth: 1, expansion: 2 }, { channels: 16, depth: 1, expansion: 2 }] },
+  backbone: {
+    stemChannels: 8,
+    stages: [
+      { channels: 8, depth: 1, expansion: 2 },
+      { channels: 12, depth: 1, expansion: 2 },
+      { channels: 16, depth: 1, expansion: 2 },
+      { channels: 16, depth: 1, expansion: 2 },
+    ],
+  },
   neck: { channels: 8 },
   head: { channels: 8 },
   decode: {},
 };
 
-function config(out: string, over: Partial<TrainConfigInput['train']> = {}, extra: Partial<TrainConfigInput> = {}) {
+function config(
+  out: string,
+  over: Partial<TrainConfigInput['train']> = {},
+  extra: Partial<TrainConfigInput> = {},
+) {
   return validateConfig(TrainConfigSchema, rawConfig(out, over, extra));
 }
 
-function rawConfig(out: string, over: Partial<TrainConfigInput['train']> = {}, extra: Partial<TrainConfigInput> = {}): TrainConfigInput {
+function rawConfig(
+  out: string,
+  over: Partial<TrainConfigInput['train']> = {},
+  extra: Partial<TrainConfigInput> = {},
+): TrainConfigInput {
   return {
     name: 'run',
     out,
     model: spec,
     backend: 'wasm',
     workers: 2,
-    data: { train: { kind: 'synthetic', count: 16, seed: 3 }, val: { kind: 'synthetic', count: 8, seed: 99 } },
+    data: {
+      train: { kind: 'synthetic', count: 16, seed: 3 },
+      val: { kind: 'synthetic', count: 8, seed: 99 },
+    },
     train: { epochs: 2, batchSize: 8, microBatch: 4, warmupEpochs: 0.5, ...over },
     eval: { every: 1 },
     ...extra,
@@ -51,13 +70,21 @@ test('trains, evaluates each epoch, writes metrics and an atomic checkpoint, and
   assert.equal(r.interrupted, false);
   const batches = events.filter((e) => e.kind === 'batch-end');
   assert.equal(batches.length, 4, '16 images / batch 8 = 2 steps per epoch');
-  for (const b of batches) if (b.kind === 'batch-end') for (const k of ['total', 'heatmap', 'size', 'offset']) assert.ok(Number.isFinite(b.losses[k]), k);
+  for (const b of batches)
+    if (b.kind === 'batch-end')
+      for (const k of ['total', 'heatmap', 'size', 'offset']) assert.ok(Number.isFinite(b.losses[k]), k);
   assert.ok(r.metrics && 'AP50' in r.metrics && 'MR2' in r.metrics);
-  const lines = readFileSync(join(out, 'run', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  const lines = readFileSync(join(out, 'run', 'metrics.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
   assert.equal(lines.length, 2);
   assert.equal(lines[1].epoch, 2);
   assert.ok(lines[1].eval.AP50 >= 0);
-  assert.deepEqual(readdirSync(join(out, 'run')).filter((f) => f.includes('.tmp')), []);
+  assert.deepEqual(
+    readdirSync(join(out, 'run')).filter((f) => f.includes('.tmp')),
+    [],
+  );
   const ck = loadCheckpoint(r.checkpoint);
   assert.equal(ck.state?.epoch, 2);
   assert.equal(ck.state?.globalStep, 4);
@@ -65,7 +92,9 @@ test('trains, evaluates each epoch, writes metrics and an atomic checkpoint, and
 
   // Resume for one more epoch: starts at epoch 3 with the optimiser step carried over.
   const events2: ProgressEvent[] = [];
-  const r2 = await runTraining(config(out, { epochs: 3 }, { resume: r.checkpoint }), { onEvent: (e) => events2.push(e) });
+  const r2 = await runTraining(config(out, { epochs: 3 }, { resume: r.checkpoint }), {
+    onEvent: (e) => events2.push(e),
+  });
   assert.equal(r2.epochsCompleted, 3);
   const first = events2.find((e) => e.kind === 'epoch-start');
   assert.equal(first?.kind === 'epoch-start' && first.epoch, 3);
@@ -93,10 +122,15 @@ test('an abort saves an interrupt checkpoint after the current step', async () =
 
 test('rejects resuming a checkpoint of a different model spec', async () => {
   const out = mkdtempSync(join(tmpdir(), 'edgekd-e2e-'));
-  const r = await runTraining(config(out, { epochs: 1 }, { data: { train: { kind: 'synthetic', count: 8, seed: 1 } } }));
+  const r = await runTraining(
+    config(out, { epochs: 1 }, { data: { train: { kind: 'synthetic', count: 8, seed: 1 } } }),
+  );
   const other = { ...spec, neck: { channels: 16 } };
-  await assert.rejects(runTraining(validateConfig(TrainConfigSchema, { ...rawConfig(out), model: other, resume: r.checkpoint })), {
-    name: 'ConfigError',
-    message: /different model spec/,
-  });
+  await assert.rejects(
+    runTraining(validateConfig(TrainConfigSchema, { ...rawConfig(out), model: other, resume: r.checkpoint })),
+    {
+      name: 'ConfigError',
+      message: /different model spec/,
+    },
+  );
 });

@@ -24,7 +24,10 @@ test('puts a 1 at the centre cell with size and offset there', () => {
   assert.ok(Math.abs(t.heatmap[cell + 4] - Math.exp(-16 / 4.5)) < 1e-6);
   assert.equal(t.heatmap[cell + 5], 0);
   // Centre mask is 1 at exactly one cell.
-  assert.equal(t.centerMask.reduce((a, b) => a + b, 0), 1);
+  assert.equal(
+    t.centerMask.reduce((a, b) => a + b, 0),
+    1,
+  );
 });
 
 test('sub-cell offsets are the fractional centre', () => {
@@ -38,7 +41,12 @@ test('sub-cell offsets are the fractional centre', () => {
 
 test('ignore regions zero the heatmap weight but not labelled centres', () => {
   const t = buildTargets(
-    [[{ box: [0, 0, 32, 32], classId: 0, ignore: true }, { box: [8, 8, 16, 24], classId: 0 }]],
+    [
+      [
+        { box: [0, 0, 32, 32], classId: 0, ignore: true },
+        { box: [8, 8, 16, 24], classId: 0 },
+      ],
+    ],
     64,
     64,
     4,
@@ -53,5 +61,46 @@ test('ignore regions zero the heatmap weight but not labelled centres', () => {
 });
 
 test('rejects a class id outside the heatmap, naming it', () => {
-  assert.throws(() => buildTargets([[{ box: [0, 0, 8, 8], classId: 3 }]], 64, 64, 4, 2), { name: 'RangeError', message: /'classId'/ });
+  assert.throws(() => buildTargets([[{ box: [0, 0, 8, 8], classId: 3 }]], 64, 64, 4, 2), {
+    name: 'RangeError',
+    message: /'classId'/,
+  });
+});
+
+test('GIoU regression targets cover the Gaussian area with weights summing to log(area)', () => {
+  const box: [number, number, number, number] = [16, 8, 80, 72];
+  const t = buildTargets([[{ box, classId: 0 }]], 128, 128, 4, 1);
+  let sum = 0;
+  let cells = 0;
+  for (let i = 0; i < t.regWeight.length; i++) {
+    if (t.regWeight[i] > 0) {
+      cells++;
+      sum += t.regWeight[i];
+      assert.deepEqual(Array.from(t.boxTarget.subarray(i * 4, i * 4 + 4)), [4, 2, 20, 18]);
+    }
+  }
+  assert.equal(cells, 9 * 9); // radii 4 in both axes
+  assert.ok(Math.abs(sum - Math.log(64 * 64)) < 1e-4);
+  assert.ok(Math.abs(t.regWeightSum - sum) < 1e-4);
+  // Cells outside any object keep a valid dummy box (GIoU stays finite) with weight 0.
+  assert.deepEqual(Array.from(t.boxTarget.subarray(0, 4)), [0, 0, 1, 1]);
+});
+
+test('a smaller object takes over the regression cells it shares with a larger one', () => {
+  const big: [number, number, number, number] = [0, 0, 64, 64];
+  const small: [number, number, number, number] = [24, 24, 40, 40];
+  const t = buildTargets(
+    [
+      [
+        { box: small, classId: 0 },
+        { box: big, classId: 0 },
+      ],
+    ],
+    64,
+    64,
+    4,
+    1,
+  );
+  const c = 8 * 16 + 8; // both centres are cell (8, 8)
+  assert.deepEqual(Array.from(t.boxTarget.subarray(c * 4, c * 4 + 4)), [6, 6, 10, 10]);
 });

@@ -38,7 +38,8 @@ async function tryTensorflow(): Promise<string> {
       // A variable specifier keeps TypeScript from resolving these optional packages.
       const specifier: string = pkg;
       await import(specifier);
-      if (!(await tf.setBackend('tensorflow'))) throw new Error(`tf.setBackend('tensorflow') failed after loading ${pkg}`);
+      if (!(await tf.setBackend('tensorflow')))
+        throw new Error(`tf.setBackend('tensorflow') failed after loading ${pkg}`);
       return `tensorflow (${pkg})`;
     } catch (err) {
       reasons.push(`${pkg}: ${reasonOf(err)}`);
@@ -49,7 +50,8 @@ async function tryTensorflow(): Promise<string> {
 
 async function tryWasm(): Promise<string> {
   await import('@tensorflow/tfjs-backend-wasm');
-  if (!(await tf.setBackend('wasm'))) throw new Error("tf.setBackend('wasm') returned false (wasm module failed to initialise)");
+  if (!(await tf.setBackend('wasm')))
+    throw new Error("tf.setBackend('wasm') returned false (wasm module failed to initialise)");
   const { added, replaced } = registerWasmGradKernels();
   const simd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) === true;
   const threads = (await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) === true;

@@ -38,7 +38,9 @@ export function focalLossSum(
     const pos = targetBhwc.greaterEqual(1).cast('float32');
     const negWeight = powInt(tf.sub(1, targetBhwc), beta).mul(tf.sub(1, pos)).mul(weightBhw1);
     const posLoss = powInt(tf.sub(1, p), alpha).mul(tf.log(p)).mul(pos);
-    const negLoss = powInt(p, alpha).mul(tf.log(tf.sub(1, p))).mul(negWeight);
+    const negLoss = powInt(p, alpha)
+      .mul(tf.log(tf.sub(1, p)))
+      .mul(negWeight);
     return posLoss.add(negLoss).sum().neg() as tf.Scalar;
   });
 }

@@ -36,7 +36,12 @@ function decodeBatch(
         w: out.w,
         numClasses: C,
       },
-      { stride: headStride(spec), topK: settings.maxDetections, scoreThreshold: settings.scoreThreshold, poolSize: spec.decode.poolSize },
+      {
+        stride: headStride(spec),
+        topK: settings.maxDetections,
+        scoreThreshold: settings.scoreThreshold,
+        poolSize: spec.decode.poolSize,
+      },
     );
     result.push(dets.map((d) => ({ ...d, box: boxToSource(d.box, batch.transforms[i]) })));
   }
@@ -65,7 +70,8 @@ export async function evaluateModel(
     inflight.push(
       pool.predict(trainable, stats, batch.size, batch.imagesNhwc, replica).then((out) => {
         const dets = decodeBatch(spec, batch, out, settings);
-        for (let i = 0; i < batch.size; i++) images.push({ id: batch.ids[i], gts: batch.sourceAnnotations[i], dets: dets[i] });
+        for (let i = 0; i < batch.size; i++)
+          images.push({ id: batch.ids[i], gts: batch.sourceAnnotations[i], dets: dets[i] });
       }),
     );
     // Keep at most one batch in flight per replica: bounded memory on large val sets.

@@ -7,8 +7,13 @@ import { appendFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { buildGraph, initialWeights } from '../../models/arch/graph.js';
-import { loadCheckpoint, saveCheckpoint, type Checkpoint, type TrainerState } from '../../models/core/checkpoint.js';
-import { ConfigError, ModelFormatError } from '../../models/core/errors.js';
+import {
+  loadCheckpoint,
+  saveCheckpoint,
+  type Checkpoint,
+  type TrainerState,
+} from '../../models/core/checkpoint.js';
+import { ConfigError, EdgekdError, ModelFormatError } from '../../models/core/errors.js';
 import type { ProgressEvent } from '../../models/core/events.js';
 import { headStride, parseModelSpec, readModelSpec, type ModelSpec } from '../../models/core/spec.js';
 import type { NamedTensor } from '../../models/core/safetensors.js';
@@ -17,9 +22,15 @@ import { openDataset } from '../datasets.js';
 import { createLoader } from '../data/loader.js';
 import type { Dataset, TrainBatch } from '../data/types.js';
 import { buildTargets } from '../targets.js';
-import type { LossWeights, MicroBatch } from '../step.js';
+import { batchNormalizers, type LossWeights, type MicroBatch } from '../step.js';
 import { evaluateModel } from './evaluate.js';
-import { clipGradNorm, createOptimizerState, decayMask, optimizerStep, type OptimizerConfig } from './optimizer.js';
+import {
+  clipGradNorm,
+  createOptimizerState,
+  decayMask,
+  optimizerStep,
+  type OptimizerConfig,
+} from './optimizer.js';
 import { statsLayout, trainableLayout, type ParamLayout } from './param-layout.js';
 import { ReplicaPool } from './replica-pool.js';
 import { learningRate } from './schedule.js';
@@ -49,22 +60,37 @@ export function resolveSpec(cfg: TrainConfig): ModelSpec {
   return typeof cfg.model === 'string' ? readModelSpec(cfg.model) : parseModelSpec(cfg.model, 'config.model');
 }
 
-function toFlat(layout: ParamLayout, values: (name: string) => Float32Array | undefined, source: string): Float32Array {
+function toFlat(
+  layout: ParamLayout,
+  values: (name: string) => Float32Array | undefined,
+  source: string,
+): Float32Array {
   const flat = new Float32Array(layout.total);
   for (const s of layout.slots) {
     const v = values(s.name);
-    if (!v || v.length !== s.length) throw new ModelFormatError('ERR_CHECKPOINT', `${source}: parameter '${s.name}' is missing or has ${v?.length ?? 0} values, the spec needs ${s.length}`);
+    if (!v || v.length !== s.length)
+      throw new ModelFormatError(
+        'ERR_CHECKPOINT',
+        `${source}: parameter '${s.name}' is missing or has ${v?.length ?? 0} values, the spec needs ${s.length}`,
+      );
     flat.set(v, s.offset);
   }
   return flat;
 }
 
 function fromFlat(layout: ParamLayout, flat: Float32Array, into: Map<string, NamedTensor>): void {
-  for (const s of layout.slots) into.set(s.name, { shape: s.shape, data: flat.slice(s.offset, s.offset + s.length) });
+  for (const s of layout.slots)
+    into.set(s.name, { shape: s.shape, data: flat.slice(s.offset, s.offset + s.length) });
 }
 
 /** Splits a batch over replicas, then each share into micro-batches of at most `micro` images. */
-export function shardBatch(batch: TrainBatch, replicas: number, micro: number, stride: number, numClasses: number): MicroBatch[][] {
+export function shardBatch(
+  batch: TrainBatch,
+  replicas: number,
+  micro: number,
+  stride: number,
+  numClasses: number,
+): MicroBatch[][] {
   const shards: MicroBatch[][] = Array.from({ length: replicas }, () => []);
   const per = Math.ceil(batch.size / replicas);
   const imgLen = batch.height * batch.width * 3;
@@ -112,9 +138,20 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
   const bestPath = join(runDir, 'best.safetensors');
 
   const trainSet = await openDataset(cfg.data.train, spec, cfg.data);
-  const valSet: Dataset | undefined = cfg.data.val ? await openDataset(cfg.data.val, spec, cfg.data) : undefined;
-  for (const s of [...trainSet.skipped, ...(valSet?.skipped ?? [])]) emit({ kind: 'skip', what: s.what, reason: `${s.reason}${s.count && s.count > 1 ? ` (x${s.count})` : ''}` });
-  if (trainSet.samples.length === 0) throw new ConfigError('ERR_CONFIG_INVALID', `data.train: the training set '${trainSet.name}' has no usable images`);
+  const valSet: Dataset | undefined = cfg.data.val
+    ? await openDataset(cfg.data.val, spec, cfg.data)
+    : undefined;
+  for (const s of [...trainSet.skipped, ...(valSet?.skipped ?? [])])
+    emit({
+      kind: 'skip',
+      what: s.what,
+      reason: `${s.reason}${s.count && s.count > 1 ? ` (x${s.count})` : ''}`,
+    });
+  if (trainSet.samples.length === 0)
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `data.train: the training set '${trainSet.name}' has no usable images`,
+    );
 
   // Weights: fresh from the seed, or restored from a checkpoint.
   let params: Float32Array;
@@ -127,7 +164,10 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
   if (cfg.resume) {
     const ck = loadCheckpoint(cfg.resume);
     if (JSON.stringify(ck.spec) !== JSON.stringify(spec)) {
-      throw new ConfigError('ERR_CONFIG_INVALID', `resume: checkpoint '${cfg.resume}' was trained with a different model spec than this config`);
+      throw new ConfigError(
+        'ERR_CONFIG_INVALID',
+        `resume: checkpoint '${cfg.resume}' was trained with a different model spec than this config`,
+      );
     }
     params = toFlat(tLayout, (n) => ck.params.get(n)?.data, cfg.resume);
     stats = toFlat(sLayout, (n) => ck.params.get(n)?.data, cfg.resume);
@@ -138,7 +178,11 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
         opt = { kind: optCfg.kind, step: ck.state.optimizerStep, m: ck.optimizer.m, v: ck.optimizer.v };
       }
     }
-    if (cfg.train.ema > 0 && ck.ema.size) ema = { updates: ck.state?.emaUpdates ?? 0, shadow: toFlat(tLayout, (n) => ck.ema.get(n)?.data, cfg.resume) };
+    if (cfg.train.ema > 0 && ck.ema.size)
+      ema = {
+        updates: ck.state?.emaUpdates ?? 0,
+        shadow: toFlat(tLayout, (n) => ck.ema.get(n)?.data, cfg.resume),
+      };
   } else {
     const init = initialWeights(graph, cfg.seed);
     params = toFlat(tLayout, (n) => init.get(n), 'init');
@@ -150,7 +194,10 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
   const workers = cfg.workers || Math.max(1, availableParallelism());
   const lossWeights: LossWeights = cfg.loss;
   const pool = await ReplicaPool.start(spec, workers, cfg.backend, lossWeights);
-  const stepsPerEpoch = cfg.train.batchSize > trainSet.samples.length ? 1 : Math.floor(trainSet.samples.length / cfg.train.batchSize);
+  const stepsPerEpoch =
+    cfg.train.batchSize > trainSet.samples.length
+      ? 1
+      : Math.floor(trainSet.samples.length / cfg.train.batchSize);
   const totalSteps = stepsPerEpoch * cfg.train.epochs;
   const schedule = {
     baseLr: optCfg.lr,
@@ -158,7 +205,14 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
     totalSteps,
     minLrRatio: cfg.train.minLrRatio,
   };
-  emit({ kind: 'train-start', backend: `${pool.info.backend} (${pool.info.detail})`, workers, epochs: cfg.train.epochs, stepsPerEpoch, params: tLayout.total });
+  emit({
+    kind: 'train-start',
+    backend: `${pool.info.backend} (${pool.info.detail})`,
+    workers,
+    epochs: cfg.train.epochs,
+    stepsPerEpoch,
+    params: tLayout.total,
+  });
 
   const snapshot = (epoch: number, metrics?: Record<string, number>): Checkpoint => {
     const p = new Map<string, NamedTensor>();
@@ -205,10 +259,12 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
       for await (const batch of loader) {
         const tStep = performance.now();
         const shards = shardBatch(batch, pool.size, cfg.train.microBatch, stride, C);
-        const numPos = shards.flat().reduce((s, mb) => s + mb.targets.numPos, 0);
-        const r = await pool.step(params, shards, Math.max(1, numPos));
+        const r = await pool.step(params, shards, batchNormalizers(shards.flat()));
         if (!Number.isFinite(r.losses.total)) {
-          throw new ModelFormatError('ERR_CHECKPOINT', `loss became ${r.losses.total} at step ${globalStep}; lower train.optimizer.lr or raise train.gradClip`);
+          throw new EdgekdError(
+            'ERR_TRAIN_DIVERGED',
+            `loss became ${r.losses.total} at step ${globalStep}; lower train.optimizer.lr or set train.gradClip (last checkpoint: ${lastPath})`,
+          );
         }
         const gradNorm = clipGradNorm(r.grads, cfg.train.gradClip);
         const lr = learningRate(schedule, globalStep);
@@ -246,10 +302,25 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
         emit({ kind: 'eval-end', epoch: completed, metrics: epochMetrics });
       }
       const seconds = (performance.now() - tEpoch) / 1000;
-      appendFileSync(metricsPath, JSON.stringify({ epoch: completed, step: globalStep, seconds, lr: learningRate(schedule, Math.max(0, globalStep - 1)), losses: avg, ...(epochMetrics ? { eval: epochMetrics } : {}) }) + '\n');
+      appendFileSync(
+        metricsPath,
+        JSON.stringify({
+          epoch: completed,
+          step: globalStep,
+          seconds,
+          lr: learningRate(schedule, Math.max(0, globalStep - 1)),
+          losses: avg,
+          ...(epochMetrics ? { eval: epochMetrics } : {}),
+        }) + '\n',
+      );
       if (interrupted || last || completed % cfg.checkpointEvery === 0) {
         saveCheckpoint(lastPath, snapshot(completed, metrics));
-        emit({ kind: 'checkpoint', path: lastPath, epoch: completed, reason: interrupted ? 'interrupt' : last ? 'final' : 'periodic' });
+        emit({
+          kind: 'checkpoint',
+          path: lastPath,
+          epoch: completed,
+          reason: interrupted ? 'interrupt' : last ? 'final' : 'periodic',
+        });
       }
       if (epochMetrics) {
         const score = epochMetrics.AP50;
@@ -258,7 +329,14 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
           saveCheckpoint(bestPath, snapshot(completed, epochMetrics));
         }
       }
-      emit({ kind: 'epoch-end', epoch: completed, epochs: cfg.train.epochs, losses: avg, seconds, eval: epochMetrics });
+      emit({
+        kind: 'epoch-end',
+        epoch: completed,
+        epochs: cfg.train.epochs,
+        losses: avg,
+        seconds,
+        eval: epochMetrics,
+      });
     }
   } finally {
     await pool.close();

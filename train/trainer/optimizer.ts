@@ -19,7 +19,12 @@ export interface OptimizerState {
 }
 
 export function createOptimizerState(cfg: OptimizerConfig, total: number): OptimizerState {
-  return { kind: cfg.kind, step: 0, m: new Float32Array(total), v: new Float32Array(cfg.kind === 'adamw' ? total : 0) };
+  return {
+    kind: cfg.kind,
+    step: 0,
+    m: new Float32Array(total),
+    v: new Float32Array(cfg.kind === 'adamw' ? total : 0),
+  };
 }
 
 /** Per-element decoupled weight-decay flags from the layout (kernels decay; biases and BN do not). */
@@ -43,7 +48,8 @@ export function optimizerStep(
   decay: Uint8Array,
   lr: number,
 ): void {
-  if (state.kind !== cfg.kind) throw new RangeError(`optimizer state is '${state.kind}', config asks for '${cfg.kind}'`);
+  if (state.kind !== cfg.kind)
+    throw new RangeError(`optimizer state is '${state.kind}', config asks for '${cfg.kind}'`);
   state.step++;
   const { m, v } = state;
   if (cfg.kind === 'adamw') {

@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import type { ModelSpec } from '../../models/core/spec.js';
 import { EdgekdError, ProviderUnavailableError, ConfigError } from '../../models/core/errors.js';
-import type { LossWeights, MicroBatch } from '../step.js';
+import type { LossNormalizers, LossWeights, MicroBatch } from '../step.js';
 import type { BackendPref, ReplicaRequest, ReplicaResponse } from './replica-protocol.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
@@ -16,8 +16,10 @@ type PredictDone = Extract<ReplicaResponse, { type: 'predict-done' }>;
 
 /** Re-creates an error raised inside a worker, keeping its class and code where it is ours. */
 function reviveError(r: Extract<ReplicaResponse, { type: 'error' }>): Error {
-  if (r.name === 'ProviderUnavailableError') return new ProviderUnavailableError('ERR_BACKEND_UNAVAILABLE', r.message);
-  if (r.name === 'ConfigError') return new ConfigError((r.code as 'ERR_CONFIG_INVALID') ?? 'ERR_CONFIG_INVALID', r.message);
+  if (r.name === 'ProviderUnavailableError')
+    return new ProviderUnavailableError('ERR_BACKEND_UNAVAILABLE', r.message);
+  if (r.name === 'ConfigError')
+    return new ConfigError((r.code as 'ERR_CONFIG_INVALID') ?? 'ERR_CONFIG_INVALID', r.message);
   const e = new Error(`replica worker: ${r.name}: ${r.message}`);
   e.stack = r.stack;
   return e;
@@ -25,7 +27,10 @@ function reviveError(r: Extract<ReplicaResponse, { type: 'error' }>): Error {
 
 class Replica {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, { resolve: (r: ReplicaResponse) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (r: ReplicaResponse) => void; reject: (e: Error) => void }
+  >();
   private nextId = 1;
   private initWaiter?: { resolve: (r: ReplicaResponse) => void; reject: (e: Error) => void };
   private dead?: Error;
@@ -53,14 +58,21 @@ class Replica {
     });
   }
 
-  init(spec: ModelSpec, backend: BackendPref, lossWeights: LossWeights): Promise<Extract<ReplicaResponse, { type: 'ready' }>> {
+  init(
+    spec: ModelSpec,
+    backend: BackendPref,
+    lossWeights: LossWeights,
+  ): Promise<Extract<ReplicaResponse, { type: 'ready' }>> {
     return new Promise((resolve, reject) => {
       this.initWaiter = { resolve: resolve as (r: ReplicaResponse) => void, reject };
       this.worker.postMessage({ type: 'init', spec, backend, lossWeights } satisfies ReplicaRequest);
     });
   }
 
-  request<T extends ReplicaResponse>(msg: DistributiveOmit<Extract<ReplicaRequest, { type: 'step' | 'predict' }>, 'id'>, transfer: ArrayBuffer[] = []): Promise<T> {
+  request<T extends ReplicaResponse>(
+    msg: DistributiveOmit<Extract<ReplicaRequest, { type: 'step' | 'predict' }>, 'id'>,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<T> {
     if (this.dead) return Promise.reject(this.dead);
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
@@ -101,13 +113,24 @@ export class ReplicaPool {
    * Starts `count` replicas and waits until each has its backend and model.
    * @throws {ProviderUnavailableError} when the requested backend cannot load
    */
-  static async start(spec: ModelSpec, count: number, backend: BackendPref, lossWeights: LossWeights): Promise<ReplicaPool> {
-    if (!Number.isInteger(count) || count < 1) throw new RangeError(`'workers' must be an integer >= 1, got ${count}`);
+  static async start(
+    spec: ModelSpec,
+    count: number,
+    backend: BackendPref,
+    lossWeights: LossWeights,
+  ): Promise<ReplicaPool> {
+    if (!Number.isInteger(count) || count < 1)
+      throw new RangeError(`'workers' must be an integer >= 1, got ${count}`);
     const replicas = Array.from({ length: count }, () => new Replica());
     try {
       const ready = await Promise.all(replicas.map((r) => r.init(spec, backend, lossWeights)));
       const r0 = ready[0];
-      return new ReplicaPool(replicas, { backend: r0.backend, detail: r0.detail, fallbacks: r0.fallbacks, replicas: count });
+      return new ReplicaPool(replicas, {
+        backend: r0.backend,
+        detail: r0.detail,
+        fallbacks: r0.fallbacks,
+        replicas: count,
+      });
     } catch (e) {
       await Promise.all(replicas.map((r) => r.terminate()));
       throw e;
@@ -122,11 +145,15 @@ export class ReplicaPool {
    * One data-parallel gradient computation.
    * @param shards - per replica, its micro-batches (a replica with no shard sits idle)
    */
-  async step(trainable: Float32Array, shards: MicroBatch[][], normalizer: number): Promise<PoolStepResult> {
+  async step(
+    trainable: Float32Array,
+    shards: MicroBatch[][],
+    norm: LossNormalizers,
+  ): Promise<PoolStepResult> {
     const work = shards
       .map((mbs, i) => ({ mbs, r: this.replicas[i] }))
       .filter((x) => x.mbs.length > 0)
-      .map(({ mbs, r }) => r.request<StepDone>({ type: 'step', trainable, microBatches: mbs, normalizer }));
+      .map(({ mbs, r }) => r.request<StepDone>({ type: 'step', trainable, microBatches: mbs, norm }));
     const done = await Promise.all(work);
     const grads = done[0].grads;
     const losses: Record<string, number> = { ...done[0].losses };
@@ -143,8 +170,20 @@ export class ReplicaPool {
   }
 
   /** Inference-mode forward of a batch on one replica (round-robin), heatmap after sigmoid. */
-  async predict(trainable: Float32Array, stats: Float32Array, batch: number, imagesNhwc: Float32Array, replica = 0): Promise<PredictDone> {
-    return this.replicas[replica % this.replicas.length].request<PredictDone>({ type: 'predict', trainable, stats, batch, imagesNhwc });
+  async predict(
+    trainable: Float32Array,
+    stats: Float32Array,
+    batch: number,
+    imagesNhwc: Float32Array,
+    replica = 0,
+  ): Promise<PredictDone> {
+    return this.replicas[replica % this.replicas.length].request<PredictDone>({
+      type: 'predict',
+      trainable,
+      stats,
+      batch,
+      imagesNhwc,
+    });
   }
 
   /** Stops every worker. Safe to call twice. */

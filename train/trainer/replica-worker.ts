@@ -25,7 +25,9 @@ function send(msg: ReplicaResponse, transfer: ArrayBuffer[] = []): void {
 function loadFlat(layout: ParamLayout, flat: Float32Array): void {
   for (const slot of layout.slots) {
     const v = student!.params.get(slot.name)!;
-    tf.tidy(() => v.assign(tf.tensor(flat.subarray(slot.offset, slot.offset + slot.length), slot.shape, 'float32')));
+    tf.tidy(() =>
+      v.assign(tf.tensor(flat.subarray(slot.offset, slot.offset + slot.length), slot.shape, 'float32')),
+    );
   }
 }
 
@@ -48,7 +50,7 @@ async function handle(msg: ReplicaRequest): Promise<void> {
       const losses: Record<string, number> = {};
       let images = 0;
       for (const mb of msg.microBatches) {
-        const r = microStep(student!, trainable, mb, msg.normalizer, lossWeights);
+        const r = microStep(student!, trainable, mb, msg.norm, lossWeights);
         for (let i = 0; i < grads.length; i++) grads[i] += r.grads[i];
         for (const [k, v] of Object.entries(r.losses)) losses[k] = (losses[k] ?? 0) + v;
         for (const slot of stats.slots) {
@@ -81,7 +83,11 @@ async function handle(msg: ReplicaRequest): Promise<void> {
       const offset = off.dataSync() as Float32Array;
       const [, h, w] = hm.shape;
       tf.dispose([hm, sz, off]);
-      send({ type: 'predict-done', id: msg.id, heatmap, size, offset, h, w }, [heatmap.buffer as ArrayBuffer, size.buffer as ArrayBuffer, offset.buffer as ArrayBuffer]);
+      send({ type: 'predict-done', id: msg.id, heatmap, size, offset, h, w }, [
+        heatmap.buffer as ArrayBuffer,
+        size.buffer as ArrayBuffer,
+        offset.buffer as ArrayBuffer,
+      ]);
       return;
     }
   }

@@ -8,7 +8,15 @@ const tinySpec = () =>
     name: 't',
     classes: ['person', 'bike'],
     input: { height: 64, width: 96 },
-    backbone: { stemChannels: 4, stages: [{ channels: 8, depth: 1, expansion: 1 }, { channels: 8, depth: 2, expansion: 2 }, { channels: 8, depth: 1, expansion: 1 }, { channels: 8, depth: 1, expansion: 1 }] },
+    backbone: {
+      stemChannels: 4,
+      stages: [
+        { channels: 8, depth: 1, expansion: 1 },
+        { channels: 8, depth: 2, expansion: 2 },
+        { channels: 8, depth: 1, expansion: 1 },
+        { channels: 8, depth: 1, expansion: 1 },
+      ],
+    },
     neck: { channels: 4 },
     head: { channels: 4 },
     decode: {},
@@ -48,7 +56,9 @@ test('counts the stem exactly: 3x3x3x4 params, 32x48 outputs', () => {
     return s + hw * n.kernel * n.kernel * (n.depthwise ? n.outChannels : n.inChannels * n.outChannels);
   }, 0);
   assert.equal(cost.macs, manual);
-  const trainable = g.params.filter((p) => p.trainable).reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
+  const trainable = g.params
+    .filter((p) => p.trainable)
+    .reduce((s, p) => s + p.shape.reduce((a, b) => a * b, 1), 0);
   assert.equal(cost.params, trainable);
 });
 
@@ -64,9 +74,12 @@ test('initial weights are deterministic per seed and the heatmap bias encodes th
 });
 
 test('rejects a spec whose input is not a multiple of 32, naming the field', () => {
-  assert.throws(() => parseModelSpec({ ...JSON.parse(JSON.stringify(tinySpec())), input: { height: 70, width: 96 } }), {
-    name: 'ModelFormatError',
-    code: 'ERR_MODEL_FORMAT',
-    message: /input\.height/,
-  });
+  assert.throws(
+    () => parseModelSpec({ ...JSON.parse(JSON.stringify(tinySpec())), input: { height: 70, width: 96 } }),
+    {
+      name: 'ModelFormatError',
+      code: 'ERR_MODEL_FORMAT',
+      message: /input\.height/,
+    },
+  );
 });

@@ -11,7 +11,15 @@ const spec = parseModelSpec({
   name: 's',
   classes: ['person'],
   input: { height: 64, width: 64 },
-  backbone: { stemChannels: 4, stages: [{ channels: 8, depth: 1 }, { channels: 8, depth: 2 }, { channels: 12, depth: 1 }, { channels: 16, depth: 1 }] },
+  backbone: {
+    stemChannels: 4,
+    stages: [
+      { channels: 8, depth: 1 },
+      { channels: 8, depth: 2 },
+      { channels: 12, depth: 1 },
+      { channels: 16, depth: 1 },
+    ],
+  },
   neck: { channels: 8 },
   head: { channels: 8 },
   decode: {},
@@ -36,7 +44,10 @@ test('forward gives heads at stride 4 and every tap', () => {
 
 test('rejects an input of the wrong size naming the parameter', () => {
   const s = new Student(spec, 0);
-  assert.throws(() => tf.tidy(() => s.apply(tf.zeros([1, 32, 64, 3]) as tf.Tensor4D, { training: false }).heatmap), { name: 'RangeError', message: /'imageNhwc'/ });
+  assert.throws(
+    () => tf.tidy(() => s.apply(tf.zeros([1, 32, 64, 3]) as tf.Tensor4D, { training: false }).heatmap),
+    { name: 'RangeError', message: /'imageNhwc'/ },
+  );
   s.dispose();
 });
 
@@ -51,7 +62,9 @@ test('batchNormTrain gradient equals autodiff of the textbook formula', () => {
     return xx.sub(mean).div(variance.add(eps).sqrt()).mul(g).add(b).mul(dy).sum();
   };
   const ours = (xx: tf.Tensor, g: tf.Tensor, b: tf.Tensor) =>
-    batchNormTrain(xx as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, eps).mul(dy).sum();
+    batchNormTrain(xx as tf.Tensor4D, g as tf.Tensor1D, b as tf.Tensor1D, eps)
+      .mul(dy)
+      .sum();
   const gRef = tf.grads(ref)([x, gamma, beta]);
   const gOurs = tf.grads(ours)([x, gamma, beta]);
   assert.ok(Math.abs(ours(x, gamma, beta).dataSync()[0] - ref(x, gamma, beta).dataSync()[0]) < 1e-3);
@@ -73,7 +86,10 @@ test('get/setWeights round-trips and names a missing parameter', () => {
   assert.equal(maxAbsDiff(ya, yb), 0);
   const broken = { ...w };
   delete broken['backbone.stem.conv.weight'];
-  assert.throws(() => b.setWeights(broken, 'ckpt.safetensors'), { name: 'ModelFormatError', message: /ckpt\.safetensors.*backbone\.stem\.conv\.weight/ });
+  assert.throws(() => b.setWeights(broken, 'ckpt.safetensors'), {
+    name: 'ModelFormatError',
+    message: /ckpt\.safetensors.*backbone\.stem\.conv\.weight/,
+  });
   const reshaped = { ...w, 'backbone.stem.bn.gamma': { shape: [5], data: new Float32Array(5) } };
   assert.throws(() => b.setWeights(reshaped), { name: 'ModelFormatError', message: /shape \[5\].*\[4\]/ });
   tf.dispose([x, ya, yb]);

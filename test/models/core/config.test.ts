@@ -6,7 +6,12 @@ import { join } from 'node:path';
 import { parseCli, schemaFlags, validateConfig } from '../../../models/core/config.js';
 import { TrainConfigSchema } from '../../../train/config.js';
 
-const base = ['--model', 'train/configs/ped-tiny.spec.json', '--data.train', '{"kind":"synthetic","count":8}'];
+const base = [
+  '--model',
+  'train/configs/ped-tiny.spec.json',
+  '--data.train',
+  '{"kind":"synthetic","count":8}',
+];
 
 test('flags are derived from the schema in kebab case with dotted sections', () => {
   const flags = schemaFlags(TrainConfigSchema).map((f) => f.flag);
@@ -34,15 +39,33 @@ test('rejects an unknown flag with a did-you-mean hint', () => {
 });
 
 test('rejects an unknown key in a config object naming it', () => {
-  assert.throws(() => validateConfig(TrainConfigSchema, { model: 'x.json', data: { train: { kind: 'synthetic', count: 4 } }, train: { epoch: 3 } }), {
-    name: 'ConfigError',
-    code: 'ERR_CONFIG_UNKNOWN_KEY',
-    message: /train\.epoch.*did you mean 'train\.epochs'/,
-  });
+  assert.throws(
+    () =>
+      validateConfig(TrainConfigSchema, {
+        model: 'x.json',
+        data: { train: { kind: 'synthetic', count: 4 } },
+        train: { epoch: 3 },
+      }),
+    {
+      name: 'ConfigError',
+      code: 'ERR_CONFIG_UNKNOWN_KEY',
+      message: /train\.epoch.*did you mean 'train\.epochs'/,
+    },
+  );
 });
 
 test('rejects a wrong value naming the field', () => {
-  assert.throws(() => parseCli(TrainConfigSchema, [...base, '--train.epochs', 'many']), { name: 'ConfigError', message: /--train\.epochs must be a number/ });
-  assert.throws(() => parseCli(TrainConfigSchema, [...base, '--train.epochs', '0']), { name: 'ConfigError', code: 'ERR_CONFIG_INVALID', message: /train\.epochs/ });
-  assert.throws(() => parseCli(TrainConfigSchema, ['--data.train', '{"kind":"synthetic","count":8}']), { name: 'ConfigError', message: /model/ });
+  assert.throws(() => parseCli(TrainConfigSchema, [...base, '--train.epochs', 'many']), {
+    name: 'ConfigError',
+    message: /--train\.epochs must be a number/,
+  });
+  assert.throws(() => parseCli(TrainConfigSchema, [...base, '--train.epochs', '0']), {
+    name: 'ConfigError',
+    code: 'ERR_CONFIG_INVALID',
+    message: /train\.epochs/,
+  });
+  assert.throws(() => parseCli(TrainConfigSchema, ['--data.train', '{"kind":"synthetic","count":8}']), {
+    name: 'ConfigError',
+    message: /model/,
+  });
 });

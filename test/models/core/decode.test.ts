@@ -3,7 +3,14 @@ import assert from 'node:assert/strict';
 import { decodeCenterNet } from '../../../models/core/decode.js';
 
 function maps(h: number, w: number, C: number) {
-  return { heatmap: new Float32Array(h * w * C), size: new Float32Array(h * w * 2), offset: new Float32Array(h * w * 2), h, w, numClasses: C };
+  return {
+    heatmap: new Float32Array(h * w * C),
+    size: new Float32Array(h * w * 2),
+    offset: new Float32Array(h * w * 2),
+    h,
+    w,
+    numClasses: C,
+  };
 }
 
 test('decodes a peak into a box in input pixels', () => {
@@ -19,7 +26,9 @@ test('decodes a peak into a box in input pixels', () => {
   assert.equal(d[0].classId, 0);
   assert.ok(Math.abs(d[0].score - 0.9) < 1e-6);
   const expected = [6, -3, 14, 13];
-  d[0].box.forEach((v, i) => assert.ok(Math.abs(v - expected[i]) < 1e-5, `box[${i}] = ${v}, want ${expected[i]}`));
+  d[0].box.forEach((v, i) =>
+    assert.ok(Math.abs(v - expected[i]) < 1e-5, `box[${i}] = ${v}, want ${expected[i]}`),
+  );
 });
 
 test('suppresses non-maximum neighbours and keeps separated peaks, best first', () => {
@@ -31,7 +40,11 @@ test('suppresses non-maximum neighbours and keeps separated peaks, best first', 
   const d = decodeCenterNet(m, { stride: 4, topK: 10, scoreThreshold: 0.1, poolSize: 3 });
   assert.deepEqual(
     d.map((x) => [x.score.toFixed(1), x.classId]),
-    [['0.8', 0], ['0.7', 1], ['0.6', 1]],
+    [
+      ['0.8', 0],
+      ['0.7', 1],
+      ['0.6', 1],
+    ],
   );
 });
 
@@ -39,16 +52,29 @@ test('applies scoreThreshold and topK', () => {
   const m = maps(1, 9, 1);
   [0.2, 0, 0.9, 0, 0.5, 0, 0.35, 0, 0.05].forEach((v, i) => (m.heatmap[i] = v));
   const d = decodeCenterNet(m, { stride: 4, topK: 2, scoreThreshold: 0.1, poolSize: 1 });
-  assert.deepEqual(d.map((x) => Number(x.score.toFixed(2))), [0.9, 0.5]);
+  assert.deepEqual(
+    d.map((x) => Number(x.score.toFixed(2))),
+    [0.9, 0.5],
+  );
   const all = decodeCenterNet(m, { stride: 4, topK: 100, scoreThreshold: 0.3, poolSize: 1 });
   assert.equal(all.length, 3);
 });
 
 test('rejects mis-sized inputs naming the parameter', () => {
   const m = maps(2, 2, 1);
-  assert.throws(() => decodeCenterNet({ ...m, heatmap: new Float32Array(3) }, { stride: 4, topK: 1, scoreThreshold: 0, poolSize: 3 }), {
+  assert.throws(
+    () =>
+      decodeCenterNet(
+        { ...m, heatmap: new Float32Array(3) },
+        { stride: 4, topK: 1, scoreThreshold: 0, poolSize: 3 },
+      ),
+    {
+      name: 'RangeError',
+      message: /'heatmap'/,
+    },
+  );
+  assert.throws(() => decodeCenterNet(m, { stride: 4, topK: 1, scoreThreshold: 0, poolSize: 2 }), {
     name: 'RangeError',
-    message: /'heatmap'/,
+    message: /'poolSize'/,
   });
-  assert.throws(() => decodeCenterNet(m, { stride: 4, topK: 1, scoreThreshold: 0, poolSize: 2 }), { name: 'RangeError', message: /'poolSize'/ });
 });

@@ -6,18 +6,30 @@ import { randomHost, relMaxDiff, setupBackends } from './kernel-harness.js';
 /** conv s2 -> BN (batch moments) -> relu6 -> depthwise -> BN -> relu6 -> 1x1 conv -> sum of squares. */
 async function netGrads(backend: 'cpu' | 'wasm'): Promise<Float32Array[]> {
   await tf.setBackend(backend);
-  const h = (shape: number[], seed: number) => tf.tensor4d(randomHost(shape, seed).data, shape as [number, number, number, number]);
+  const h = (shape: number[], seed: number) =>
+    tf.tensor4d(randomHost(shape, seed).data, shape as [number, number, number, number]);
   const x = h([3, 9, 8, 3], 1);
   const v = (shape: number, seed: number) => tf.tensor1d(randomHost([shape], seed).data);
   const params: tf.Tensor[] = [h([3, 3, 3, 8], 2), h([3, 3, 8, 1], 3), h([1, 1, 8, 4], 4), v(8, 5), v(8, 6)];
   const bn = (t: tf.Tensor4D, g: tf.Tensor, b: tf.Tensor): tf.Tensor4D => {
     const { mean, variance } = tf.moments(t, [0, 1, 2]);
-    return tf.batchNorm4d(t, mean as tf.Tensor1D, variance as tf.Tensor1D, b as tf.Tensor1D, g as tf.Tensor1D, 1e-3);
+    return tf.batchNorm4d(
+      t,
+      mean as tf.Tensor1D,
+      variance as tf.Tensor1D,
+      b as tf.Tensor1D,
+      g as tf.Tensor1D,
+      1e-3,
+    );
   };
   const f = (w1: tf.Tensor, w2: tf.Tensor, w3: tf.Tensor, g: tf.Tensor, b: tf.Tensor): tf.Scalar => {
     let y = tf.relu6(bn(tf.conv2d(x, w1 as tf.Tensor4D, 2, 'same'), g, b));
     y = tf.relu6(bn(tf.depthwiseConv2d(y, w2 as tf.Tensor4D, 1, 'same'), g, b));
-    return tf.conv2d(y, w3 as tf.Tensor4D, 1, 'valid').mul(3).square().sum();
+    return tf
+      .conv2d(y, w3 as tf.Tensor4D, 1, 'valid')
+      .mul(3)
+      .square()
+      .sum();
   };
   const grads = tf.grads(f as (...a: tf.Tensor[]) => tf.Tensor)(params);
   const out = await Promise.all(grads.map((g) => g.data() as Promise<Float32Array>));

@@ -41,7 +41,8 @@ export async function runKernelOn(
 ): Promise<HostTensor> {
   await tf.setBackend(backend);
   const ts: Record<string, tf.Tensor> = {};
-  for (const [k, v] of Object.entries(inputs)) ts[k] = tf.tensor(v.data, v.shape, v.data instanceof Int32Array ? 'int32' : 'float32');
+  for (const [k, v] of Object.entries(inputs))
+    ts[k] = tf.tensor(v.data, v.shape, v.data instanceof Int32Array ? 'int32' : 'float32');
   const out = tf.engine().runKernel(name, ts as tf.NamedTensorMap, attrs as tf.NamedAttrMap) as tf.Tensor;
   const data = (await out.data()) as Float32Array;
   const shape = out.shape;

@@ -23,7 +23,7 @@ test('rejects an unknown preference with a RangeError', async () => {
   await assert.rejects(selectBackend('gpu' as 'cpu'), { name: 'RangeError', message: /'pref'/ });
 });
 
-test("selects wasm inside a worker_thread and trains a depthwise conv there", async () => {
+test('selects wasm inside a worker_thread and trains a depthwise conv there', async () => {
   const url = new URL('../../../train/backend/index.js', import.meta.url).href;
   const tfUrl = import.meta.resolve('@tensorflow/tfjs');
   const src = `

@@ -24,7 +24,20 @@ const CASES: ConvCase[] = [
   { batch: 1, size: [12, 12], k: [1, 1], stride: 1, pad: 'same', cin: 16, cout: 8 },
   { batch: 3, size: [9, 6], k: [1, 1], stride: 2, pad: 'valid', cin: 8, cout: 16 },
   { batch: 1, size: [10, 9], k: [5, 3], stride: 2, pad: 'same', cin: 3, cout: 4 },
-  { batch: 3, size: [6, 7], k: [3, 3], stride: 1, pad: [[0, 0], [2, 0], [1, 2], [0, 0]], cin: 4, cout: 5 },
+  {
+    batch: 3,
+    size: [6, 7],
+    k: [3, 3],
+    stride: 1,
+    pad: [
+      [0, 0],
+      [2, 0],
+      [1, 2],
+      [0, 0],
+    ],
+    cin: 4,
+    cout: 5,
+  },
   { batch: 1, size: [9, 9], k: [3, 3], stride: 3, pad: 'same', cin: 2, cout: 3 },
   // SIMD paths (channels multiples of 4): 4x16 and 4-wide register tiles, contiguous 1x1 rows,
   // strided/padded tap rows, and the transposed path for 2-channel heads.
@@ -45,7 +58,11 @@ function label(c: ConvCase): string {
   return `b${c.batch} ${c.size.join('x')} k${c.k.join('x')} s${c.stride} ${typeof c.pad === 'string' ? c.pad : 'explicit'} ${c.cin}->${c.cout}`;
 }
 
-async function compare(name: string, inputs: Record<string, HostTensor>, attrs: Record<string, unknown>): Promise<void> {
+async function compare(
+  name: string,
+  inputs: Record<string, HostTensor>,
+  attrs: Record<string, unknown>,
+): Promise<void> {
   const want = await runKernelOn('cpu', name, inputs, attrs);
   const got = await runKernelOn('wasm', name, inputs, attrs);
   assert.deepEqual(got.shape, want.shape);
@@ -60,7 +77,12 @@ describe('edgekd wasm kernels match the cpu backend', () => {
     const [h, w] = c.size;
     const oh = outSize(h, c.k[0], c.stride, c.pad, 0);
     const ow = outSize(w, c.k[1], c.stride, c.pad, 1);
-    const conv = { strides: [c.stride, c.stride], pad: c.pad, dataFormat: 'NHWC', dimRoundingMode: undefined };
+    const conv = {
+      strides: [c.stride, c.stride],
+      pad: c.pad,
+      dataFormat: 'NHWC',
+      dimRoundingMode: undefined,
+    };
     const dw = { strides: [c.stride, c.stride], pad: c.pad, dilations: [1, 1], dimRoundingMode: undefined };
     const x = randomHost([c.batch, h, w, c.cin], 11 + i);
     const dyConv = randomHost([c.batch, oh, ow, c.cout], 23 + i);
@@ -76,13 +98,20 @@ describe('edgekd wasm kernels match the cpu backend', () => {
     test(`DepthwiseConv2dNativeBackpropFilter ${label(c)} m${m}`, () =>
       compare('DepthwiseConv2dNativeBackpropFilter', { x, dy: dyDw }, { ...dw, filterShape: wDw.shape }));
     test(`DepthwiseConv2dNativeBackpropInput ${label(c)} m${m}`, () =>
-      compare('DepthwiseConv2dNativeBackpropInput', { dy: dyDw, filter: wDw }, { ...dw, inputShape: x.shape }));
+      compare(
+        'DepthwiseConv2dNativeBackpropInput',
+        { dy: dyDw, filter: wDw },
+        { ...dw, inputShape: x.shape },
+      ));
   }
 
   test('UnsortedSegmentSum (gather gradient), out-of-range ids dropped', () =>
     compare(
       'UnsortedSegmentSum',
-      { x: randomHost([7, 3, 2], 5), segmentIds: { shape: [7], data: Int32Array.from([0, 4, 2, 0, 4, 9, -1]) } },
+      {
+        x: randomHost([7, 3, 2], 5),
+        segmentIds: { shape: [7], data: Int32Array.from([0, 4, 2, 0, 4, 9, -1]) },
+      },
       { numSegments: 5 },
     ));
 
@@ -101,10 +130,22 @@ describe('edgekd wasm kernels match the cpu backend', () => {
   }
 
   for (const [shape, reps] of [
-    [[1, 1, 1, 5], [3, 4, 6, 1]],
-    [[2, 3], [2, 2]],
-    [[4, 1, 3], [1, 5, 1]],
-    [[2, 2], [1, 1]],
+    [
+      [1, 1, 1, 5],
+      [3, 4, 6, 1],
+    ],
+    [
+      [2, 3],
+      [2, 2],
+    ],
+    [
+      [4, 1, 3],
+      [1, 5, 1],
+    ],
+    [
+      [2, 2],
+      [1, 1],
+    ],
   ] as const) {
     test(`Tile [${shape}] x [${reps}]`, () => compare('Tile', { x: randomHost([...shape], 9) }, { reps }));
   }
@@ -117,9 +158,17 @@ describe('edgekd wasm kernels match the cpu backend', () => {
   test('rejects dilation 2 with a RangeError naming the kernel', async () => {
     await setupBackends();
     await assert.rejects(
-      runKernelOn('wasm', 'DepthwiseConv2dNativeBackpropFilter', { x: randomHost([1, 5, 5, 2], 1), dy: randomHost([1, 5, 5, 2], 2) }, {
-        strides: [1, 1], pad: 'same', dilations: [2, 2], filterShape: [3, 3, 2, 1],
-      }),
+      runKernelOn(
+        'wasm',
+        'DepthwiseConv2dNativeBackpropFilter',
+        { x: randomHost([1, 5, 5, 2], 1), dy: randomHost([1, 5, 5, 2], 2) },
+        {
+          strides: [1, 1],
+          pad: 'same',
+          dilations: [2, 2],
+          filterShape: [3, 3, 2, 1],
+        },
+      ),
       { name: 'RangeError', message: /DepthwiseConv2dNativeBackpropFilter.*'dilations'/ },
     );
   });

@@ -63,10 +63,14 @@ export function convGeometry(
   }
   const strides = pair(attrs.strides);
   if (!strides.every((s) => Number.isInteger(s) && s >= 1)) {
-    throw new RangeError(`${kernelName} on wasm: 'strides' must be positive integers, got [${strides.join(', ')}]`);
+    throw new RangeError(
+      `${kernelName} on wasm: 'strides' must be positive integers, got [${strides.join(', ')}]`,
+    );
   }
   if (xShape.length !== 4 || filterShape.length !== 4) {
-    throw new RangeError(`${kernelName} on wasm: input and filter must be rank 4, got [${xShape}] and [${filterShape}]`);
+    throw new RangeError(
+      `${kernelName} on wasm: input and filter must be rank 4, got [${xShape}] and [${filterShape}]`,
+    );
   }
   const info = tf.backend_util.computeConv2DInfo(
     xShape as [number, number, number, number],
@@ -103,7 +107,11 @@ export function convGeometry(
  *
  * @returns one `Float32Array` per tap, in `kh`-major order.
  */
-export function oneHotTapFilters(filterHeight: number, filterWidth: number, channels: number): Float32Array[] {
+export function oneHotTapFilters(
+  filterHeight: number,
+  filterWidth: number,
+  channels: number,
+): Float32Array[] {
   const taps = filterHeight * filterWidth;
   const out: Float32Array[] = [];
   for (let t = 0; t < taps; t++) {

@@ -25,9 +25,23 @@ const CHUNK = 256;
  * XNNPACK packing copies. When co % 4 != 0 (1- or 2-channel heads) it computes `dW^T` and
  * transposes the small result.
  */
-function convFilterSimd(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry): tf.TensorInfo {
+function convFilterSimd(
+  backend: BackendWasm,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  g: ConvGeometry,
+): tf.TensorInfo {
   const { filterHeight: fh, filterWidth: fw, inChannels: ci, outChannels: co } = g;
-  const { inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, padTop, padLeft } = g;
+  const {
+    inHeight: h,
+    inWidth: w,
+    outHeight: oh,
+    outWidth: ow,
+    strideHeight: sh,
+    strideWidth: sw,
+    padTop,
+    padLeft,
+  } = g;
   const loops = simdLoops(backend);
   const swap = co % 4 !== 0;
   const taps = fh * fw;
@@ -45,7 +59,8 @@ function convFilterSimd(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInf
     };
     if (taps === 1 && sh === 1 && sw === 1 && padTop === 0 && padLeft === 0 && oh === h && ow === w) {
       const rows = g.batch * oh * ow;
-      for (let r0 = 0; r0 < rows; r0 += CHUNK) run(xp + r0 * xb, dyp + r0 * db, Math.min(CHUNK, rows - r0), xb, acc);
+      for (let r0 = 0; r0 < rows; r0 += CHUNK)
+        run(xp + r0 * xb, dyp + r0 * db, Math.min(CHUNK, rows - r0), xb, acc);
     } else {
       const cols = Array.from({ length: fw }, (_, kw) => {
         const lo = Math.max(0, Math.ceil((padLeft - kw) / sw));
@@ -61,7 +76,13 @@ function convFilterSimd(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInf
               const { lo, n } = cols[kw];
               if (n === 0) continue;
               const iw = lo * sw + kw - padLeft;
-              run(xp + ((b * h + ih) * w + iw) * xb, dyp + ((b * oh + o) * ow + lo) * db, n, sw * xb, acc + (kh * fw + kw) * ci * co * 4);
+              run(
+                xp + ((b * h + ih) * w + iw) * xb,
+                dyp + ((b * oh + o) * ow + lo) * db,
+                n,
+                sw * xb,
+                acc + (kh * fw + kw) * ci * co * 4,
+              );
             }
           }
         }
@@ -72,7 +93,8 @@ function convFilterSimd(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInf
     if (!swap) o.set(a);
     else {
       for (let t = 0; t < taps; t++) {
-        for (let k = 0; k < ci; k++) for (let j = 0; j < co; j++) o[(t * ci + k) * co + j] = a[(t * co + j) * ci + k];
+        for (let k = 0; k < ci; k++)
+          for (let j = 0; j < co; j++) o[(t * ci + k) * co + j] = a[(t * co + j) * ci + k];
       }
     }
   } finally {
@@ -110,7 +132,12 @@ export function conv2DBackpropFilter(args: {
       const v = scope.run(
         'DepthwiseConv2dNative',
         { x, filter: f },
-        { strides: [g.strideHeight, g.strideWidth], pad: attrs.pad, dilations: [1, 1], dimRoundingMode: attrs.dimRoundingMode },
+        {
+          strides: [g.strideHeight, g.strideWidth],
+          pad: attrs.pad,
+          dilations: [1, 1],
+          dimRoundingMode: attrs.dimRoundingMode,
+        },
       );
       return scope.reshape(v, [rows, ci]);
     };

@@ -27,7 +27,9 @@ export function conv2DBackpropInput(args: {
   const g = convGeometry('Conv2DBackpropInput', attrs.inputShape, filter.shape, attrs, false);
   return withScope(args.backend, (scope) => {
     const flipped =
-      g.filterHeight === 1 && g.filterWidth === 1 ? filter : scope.run('Reverse', { x: filter }, { dims: [0, 1] });
+      g.filterHeight === 1 && g.filterWidth === 1
+        ? filter
+        : scope.run('Reverse', { x: filter }, { dims: [0, 1] });
     const w = scope.run('Transpose', { x: flipped }, { perm: [0, 1, 3, 2] });
     const d = dilateDy(scope, dy, g);
     return scope.run(

@@ -19,7 +19,15 @@ import type { ConvGeometry } from './conv-geometry.js';
  * instruction; one pass over `dy` per tap and no intermediate maps (the one-hot-view path below
  * writes and reads three full maps per tap). Per-row float32 partial sums are added in float64.
  */
-function dwFilterSimd(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo, g: ConvGeometry, fh: number, fw: number, c: number): tf.TensorInfo {
+function dwFilterSimd(
+  backend: BackendWasm,
+  x: tf.TensorInfo,
+  dy: tf.TensorInfo,
+  g: ConvGeometry,
+  fh: number,
+  fw: number,
+  c: number,
+): tf.TensorInfo {
   const loops = simdLoops(backend);
   const out = backend.makeOutput([fh, fw, c, 1], 'float32');
   const scratch = new HeapScratch(backend);
@@ -30,7 +38,16 @@ function dwFilterSimd(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo,
     const xp = ptrOf(backend, x);
     const dyp = ptrOf(backend, dy);
     const cb = c * 4;
-    const { inHeight: h, inWidth: w, outHeight: oh, outWidth: ow, strideHeight: sh, strideWidth: sw, padTop, padLeft } = g;
+    const {
+      inHeight: h,
+      inWidth: w,
+      outHeight: oh,
+      outWidth: ow,
+      strideHeight: sh,
+      strideWidth: sw,
+      padTop,
+      padLeft,
+    } = g;
     // Valid output columns per kw: iw = o * sw + kw - padLeft in [0, w).
     const cols = Array.from({ length: fw }, (_, kw) => {
       const lo = Math.max(0, Math.ceil((padLeft - kw) / sw));
@@ -48,7 +65,14 @@ function dwFilterSimd(backend: BackendWasm, x: tf.TensorInfo, dy: tf.TensorInfo,
             const { lo, n } = cols[kw];
             if (n === 0) continue;
             const iw = lo * sw + kw - padLeft;
-            loops.dwRow(xp + ((b * h + ih) * w + iw) * cb, dyRow + lo * cb, acc + (kh * fw + kw) * cb, n, sw * cb, cb);
+            loops.dwRow(
+              xp + ((b * h + ih) * w + iw) * cb,
+              dyRow + lo * cb,
+              acc + (kh * fw + kw) * cb,
+              n,
+              sw * cb,
+              cb,
+            );
           }
         }
         const v = scratch.view(acc, taps * c);
@@ -90,9 +114,17 @@ export function depthwiseConv2dNativeBackpropFilter(args: {
       const view = scope.run(
         'DepthwiseConv2dNative',
         { x, filter: f },
-        { strides: [g.strideHeight, g.strideWidth], pad: attrs.pad, dilations: [1, 1], dimRoundingMode: attrs.dimRoundingMode },
+        {
+          strides: [g.strideHeight, g.strideWidth],
+          pad: attrs.pad,
+          dilations: [1, 1],
+          dimRoundingMode: attrs.dimRoundingMode,
+        },
       );
-      const prod = scope.run('Multiply', { a: scope.reshape(view, m === 1 ? [rows, c] : [rows, c, 1]), b: dy2d });
+      const prod = scope.run('Multiply', {
+        a: scope.reshape(view, m === 1 ? [rows, c] : [rows, c, 1]),
+        b: dy2d,
+      });
       const a = scope.reshape(prod, [rows, c * m]);
       parts.push(scope.run('BatchMatMul', { a, b: ones }, { transposeA: true, transposeB: false }));
     }

@@ -27,7 +27,13 @@ export function depthwiseConv2dNativeBackpropInput(args: {
   return withScope(args.backend, (scope) => {
     const flipped = fh === 1 && fw === 1 ? filter : scope.run('Reverse', { x: filter }, { dims: [0, 1] });
     const d = dilateDy(scope, dy, g);
-    const convAttrs = { strides: [1, 1], pad: d.pad, dilations: [1, 1], dataFormat: 'NHWC', dimRoundingMode: undefined };
+    const convAttrs = {
+      strides: [1, 1],
+      pad: d.pad,
+      dilations: [1, 1],
+      dataFormat: 'NHWC',
+      dimRoundingMode: undefined,
+    };
     if (m === 1) return scope.run('DepthwiseConv2dNative', { x: d.dy, filter: flipped }, convAttrs);
     const mask = new Float32Array(c * m * c);
     for (let ch = 0; ch < c; ch++) for (let q = 0; q < m; q++) mask[(ch * m + q) * c + ch] = 1;

@@ -34,7 +34,17 @@ export function dilateDy(scope: KernelScope, dy: tf.TensorInfo, g: ConvGeometry)
     const padded = scope.run(
       'PadV2',
       { x: v },
-      { paddings: [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]], constantValue: 0 },
+      {
+        paddings: [
+          [0, 0],
+          [0, 0],
+          [0, sh - 1],
+          [0, 0],
+          [0, sw - 1],
+          [0, 0],
+        ],
+        constantValue: 0,
+      },
     );
     d = scope.reshape(padded, [b, oh * sh, ow * sw, c]);
   }
@@ -53,5 +63,13 @@ export function dilateDy(scope: KernelScope, dy: tf.TensorInfo, g: ConvGeometry)
     left = Math.max(0, left);
     right = Math.max(0, right);
   }
-  return { dy: d, pad: [[0, 0], [top, bottom], [left, right], [0, 0]] };
+  return {
+    dy: d,
+    pad: [
+      [0, 0],
+      [top, bottom],
+      [left, right],
+      [0, 0],
+    ],
+  };
 }

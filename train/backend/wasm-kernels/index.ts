@@ -49,7 +49,9 @@ export function registerWasmGradKernels(): WasmKernelRegistration {
   const replaced: string[] = [];
   for (const config of WASM_KERNELS) {
     const r = overrideWasmKernel(config);
-    (r === 'replaced' || (r === 'kept' && BUILT_IN_NAMES.has(config.kernelName)) ? replaced : added).push(config.kernelName);
+    (r === 'replaced' || (r === 'kept' && BUILT_IN_NAMES.has(config.kernelName)) ? replaced : added).push(
+      config.kernelName,
+    );
   }
   return { added, replaced };
 }

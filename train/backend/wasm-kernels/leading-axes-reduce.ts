@@ -38,7 +38,11 @@ function makeReduce(kernelName: 'Sum' | 'Mean') {
     return withScope(args.backend, (scope) => {
       const value = kernelName === 'Mean' ? 1 / rows : 1;
       const ones = scope.run('Fill', {}, { shape: [rows, 1], value, dtype: 'float32' });
-      const r = scope.run('BatchMatMul', { a: scope.reshape(x, [rows, cols]), b: ones }, { transposeA: true, transposeB: false });
+      const r = scope.run(
+        'BatchMatMul',
+        { a: scope.reshape(x, [rows, cols]), b: ones },
+        { transposeA: true, transposeB: false },
+      );
       return scope.reshape(r, outShape);
     });
   };

@@ -32,7 +32,11 @@ export function tileLayout(shape: number[], reps: number[]): { full: number[]; x
 }
 
 /** Kernel function: `x` tiled `reps[i]` times along axis `i`. */
-export function tile(args: { inputs: tf.NamedTensorInfoMap; backend: unknown; attrs: unknown }): tf.TensorInfo {
+export function tile(args: {
+  inputs: tf.NamedTensorInfoMap;
+  backend: unknown;
+  attrs: unknown;
+}): tf.TensorInfo {
   const { x } = args.inputs as { x: tf.TensorInfo };
   const { reps } = args.attrs as { reps: number[] };
   const size = tf.util.sizeFromShape(x.shape);
