@@ -134,3 +134,23 @@ test('rejects resuming a checkpoint of a different model spec', async () => {
     },
   );
 });
+
+test('the same seed gives bit-identical weights (data-parallel sums in a fixed order)', async () => {
+  const a = await runTraining(
+    config(
+      mkdtempSync(join(tmpdir(), 'edgekd-e2e-')),
+      { epochs: 1 },
+      { data: { train: { kind: 'synthetic', count: 16, seed: 5 } } },
+    ),
+  );
+  const b = await runTraining(
+    config(
+      mkdtempSync(join(tmpdir(), 'edgekd-e2e-')),
+      { epochs: 1 },
+      { data: { train: { kind: 'synthetic', count: 16, seed: 5 } } },
+    ),
+  );
+  const wa = loadCheckpoint(a.checkpoint).params;
+  const wb = loadCheckpoint(b.checkpoint).params;
+  for (const [k, t] of wa) assert.deepEqual(t.data, wb.get(k)!.data, k);
+});
