@@ -8,6 +8,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
+import { microSpec } from '../helpers/specs.js';
 import { loadCheckpoint } from '../../models/core/checkpoint.js';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
@@ -15,23 +16,7 @@ const BIN = join(ROOT, 'dist/bin/edgekd.js');
 const run = (args: string[]) =>
   spawnSync(process.execPath, [BIN, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 120_000 });
 
-const spec = {
-  name: 'cli',
-  classes: ['person'],
-  input: { height: 64, width: 64 },
-  backbone: {
-    stemChannels: 8,
-    stages: [
-      { channels: 8, depth: 1, expansion: 2 },
-      { channels: 8, depth: 1, expansion: 2 },
-      { channels: 16, depth: 1, expansion: 2 },
-      { channels: 16, depth: 1, expansion: 2 },
-    ],
-  },
-  neck: { channels: 8 },
-  head: { channels: 8 },
-  decode: {},
-};
+const spec = microSpec('cli');
 
 function writeConfig(dir: string, extra: Record<string, unknown> = {}): string {
   const file = join(dir, 'train.json');

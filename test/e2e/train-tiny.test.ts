@@ -8,29 +8,13 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { validateConfig } from '../../models/core/config.js';
+import { microSpec } from '../helpers/specs.js';
 import { loadCheckpoint } from '../../models/core/checkpoint.js';
 import type { ProgressEvent } from '../../models/core/events.js';
 import { TrainConfigSchema, type TrainConfigInput } from '../../train/config.js';
-import type { ModelSpecInput } from '../../models/core/spec.js';
 import { runTraining } from '../../train/trainer/loop.js';
 
-const spec: ModelSpecInput = {
-  name: 'e2e',
-  classes: ['person'],
-  input: { height: 64, width: 64 },
-  backbone: {
-    stemChannels: 8,
-    stages: [
-      { channels: 8, depth: 1, expansion: 2 },
-      { channels: 12, depth: 1, expansion: 2 },
-      { channels: 16, depth: 1, expansion: 2 },
-      { channels: 16, depth: 1, expansion: 2 },
-    ],
-  },
-  neck: { channels: 8 },
-  head: { channels: 8 },
-  decode: {},
-};
+const spec = microSpec('e2e');
 
 function config(
   out: string,
