@@ -24,6 +24,10 @@ const COMMANDS: Record<string, Command> = {
     summary: 'data tools: `data synth --out DIR` writes a synthetic COCO set',
     run: async (a) => (await import('../train/cli.js')).dataCommand(a),
   },
+  export: {
+    summary: 'export a checkpoint to ONNX (heads or decoded boxes) with a model card and parity check',
+    run: async (a) => (await import('../export/cli.js')).exportCommand(a),
+  },
   model: {
     summary: 'model tools: `model info` prints params, MACs and feature taps',
     run: async (a) => (await import('../models/cli.js')).modelCommand(a),

@@ -95,3 +95,55 @@ test('rejects a static batch axis, an existing folder and bad sizes without leav
   assert.match(readFileSync(join(dir, 'ped', 'config.pbtxt'), 'utf8'), /platform/);
   assert.deepEqual(readdirSync(dir), ['ped']);
 });
+
+test('edgekd export --triton writes a repository whose config matches the exported model', async () => {
+  const { exportOnnx } = await import('../../export/export-model.js');
+  const { ExportConfigSchema } = await import('../../export/config.js');
+  const { saveCheckpoint } = await import('../../models/core/checkpoint.js');
+  const { parseModelSpec } = await import('../../models/core/spec.js');
+  const { buildGraph, initialWeights } = await import('../../models/arch/graph.js');
+  const dir = mkdtempSync(join(tmpdir(), 'edgekd-triton-'));
+  const spec = parseModelSpec({
+    name: 'tri',
+    classes: ['person'],
+    input: { height: 64, width: 64 },
+    backbone: {
+      stemChannels: 8,
+      stages: [
+        { channels: 8, depth: 1 },
+        { channels: 8, depth: 1 },
+        { channels: 8, depth: 1 },
+        { channels: 8, depth: 1 },
+      ],
+    },
+    neck: { channels: 8 },
+    head: { channels: 8 },
+    decode: { topK: 20 },
+  });
+  const g = buildGraph(spec);
+  const init = initialWeights(g, 1);
+  const ckpt = join(dir, 'tri.safetensors');
+  saveCheckpoint(ckpt, {
+    spec,
+    params: new Map(g.params.map((p) => [p.name, { shape: p.shape, data: init.get(p.name)! }])),
+    ema: new Map(),
+  });
+  const r = await exportOnnx(
+    ExportConfigSchema.parse({
+      checkpoint: ckpt,
+      out: join(dir, 'tri.onnx'),
+      verify: false,
+      triton: join(dir, 'repo'),
+      tritonMaxBatch: 8,
+    }),
+  );
+  assert.equal(r.triton, join(dir, 'repo', 'tri'));
+  const cfg = readFileSync(join(dir, 'repo', 'tri', 'config.pbtxt'), 'utf8');
+  assert.match(cfg, /name: "images"\n\s+data_type: TYPE_FP32\n\s+dims: \[ 3, 64, 64 \]/);
+  assert.match(cfg, /name: "detections"\n\s+data_type: TYPE_FP32\n\s+dims: \[ 20, 6 \]/);
+  assert.match(cfg, /preferred_batch_size: \[ 2, 4, 8 \]/);
+  assert.deepEqual(
+    readFileSync(join(dir, 'repo', 'tri', '1', 'model.onnx')),
+    readFileSync(join(dir, 'tri.onnx')),
+  );
+});

@@ -1,0 +1,56 @@
+/** `edgekd export` as a user runs it: a child process, exit codes, files on disk. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { tinySpec, writeRandomCheckpoint } from './export-fixture.js';
+
+const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
+const BIN = join(ROOT, 'dist/bin/edgekd.js');
+const run = (args: string[]) =>
+  spawnSync(process.execPath, [BIN, 'export', ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
+
+test('edgekd export writes model + card, prints the result line and a JSON summary', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgekd-export-cli-'));
+  writeRandomCheckpoint(join(dir, 'ck.safetensors'), tinySpec());
+  const out = join(dir, 'tiny.onnx');
+  const r = run(['--checkpoint', join(dir, 'ck.safetensors'), '--out', out, '--outputs', 'heads']);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /export onnx ok \d+\.\ds tiny\.onnx \(\d+\.\d MB\)/);
+  assert.match(r.stderr, /parity \(fp32, ort cpu vs tfjs cpu\): max abs diff heatmap/);
+  const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as {
+    model: string;
+    outputs: string;
+    parity: unknown;
+  };
+  assert.equal(summary.model, out);
+  assert.equal(summary.outputs, 'heads');
+  assert.ok(summary.parity);
+  assert.ok(existsSync(join(dir, 'tiny.json')));
+  const card = JSON.parse(readFileSync(join(dir, 'tiny.json'), 'utf8')) as { outputs: string };
+  assert.equal(card.outputs, 'heads');
+
+  const nv = run(['--checkpoint', join(dir, 'ck.safetensors'), '--out', join(dir, 'b.onnx'), '--no-verify']);
+  assert.equal(nv.status, 0, nv.stderr);
+  assert.equal((JSON.parse(nv.stdout.trim()) as { parity: unknown }).parity, null);
+});
+
+test('edgekd export: bad flags exit 2, a bad checkpoint exits 1 with its code, nothing written', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgekd-export-cli-'));
+  const noOut = run(['--checkpoint', 'x.safetensors']);
+  assert.equal(noOut.status, 2);
+  assert.match(noOut.stderr, /error\[ERR_CONFIG_INVALID\].*out/);
+  const typo = run(['--checkpoint', 'x', '--out', 'y', '--output', 'heads']);
+  assert.equal(typo.status, 2);
+  assert.match(typo.stderr, /did you mean --outputs/);
+  const missing = run(['--checkpoint', join(dir, 'none.safetensors'), '--out', join(dir, 'm.onnx')]);
+  assert.equal(missing.status, 2, missing.stderr);
+  assert.match(missing.stderr, /error\[ERR_FILE_NOT_FOUND\]/);
+  assert.deepEqual(readdirSync(dir), []);
+  const help = run(['--help']);
+  assert.equal(help.status, 0);
+  assert.match(help.stdout, /--outputs VALUE/);
+  assert.match(help.stdout, /--no-verify/);
+});
