@@ -23,6 +23,12 @@ export const ExportConfigSchema = z.strictObject({
     .string()
     .optional()
     .describe('(string) int8 only: calibration set, a folder of images or synthetic:COUNT[:SEED]'),
+  int8Activations: z
+    .enum(['uint8', 'int8'])
+    .default('uint8')
+    .describe(
+      '(uint8|int8) int8 only: activation type; uint8 fuses into QLinearConv on ORT CPU, int8 (symmetric) is what TensorRT takes',
+    ),
   calibrationLimit: z
     .number()
     .int()

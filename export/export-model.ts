@@ -64,6 +64,8 @@ export interface ModelCard {
   opset: number;
   irVersion: number;
   precision: ExportConfig['precision'];
+  /** INT8 only: how it was quantised (weights are always per-channel symmetric int8). */
+  quantization?: { activations: 'uint8' | 'int8'; method: 'minmax' | 'percentile'; calibration: string };
   outputs: ExportConfig['outputs'];
   /** Graph input and outputs: names, shapes (`batch` = dynamic), layouts, meaning. */
   io: { input: OutputDescription; outputs: OutputDescription[] };
@@ -233,7 +235,11 @@ async function convertPrecision(
       return toFp16(model);
     case 'int8': {
       const batches = await calibrationBatches(config, spec);
-      return quantizeInt8(model, batches, { method: config.calibrationMethod, perChannel: true });
+      return quantizeInt8(model, batches, {
+        method: config.calibrationMethod,
+        perChannel: true,
+        activations: config.int8Activations,
+      });
     }
   }
 }
@@ -315,6 +321,15 @@ export async function exportOnnx(
       opset: config.opset,
       irVersion: Number(model.irVersion),
       precision: config.precision,
+      ...(config.precision === 'int8'
+        ? {
+            quantization: {
+              activations: config.int8Activations,
+              method: config.calibrationMethod,
+              calibration: config.calibration ?? '',
+            },
+          }
+        : {}),
       outputs: config.outputs,
       io: describeIo(spec, config.outputs),
       normalizationInGraph: false,
