@@ -9,17 +9,18 @@
  * Flags: --images 200 (eval images, seed 9001), --calib 64 (calibration images, seed 1: the
  * training split), --method percentile|minmax.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import * as ort from 'onnxruntime-node';
 import { deployWeights, loadCheckpoint } from '../models/core/checkpoint.js';
-import type { Detection } from '../models/core/detection.js';
 import { buildOnnxModel, encodeModel } from '../export/onnx-graph.js';
 import { pruneDeadNodes, quantizeInt8 } from '../export/int8.js';
 import { toFp16 } from '../export/fp16.js';
 import { evalBatches } from '../train/data/loader.js';
-import { boxToSource } from '../train/data/image.js';
 import { syntheticDataset } from '../train/data/synthetic.js';
-import { evaluateDetections, type EvalImage } from '../train/eval/index.js';
+import { evaluateOnnxModel, nhwcToNchw, openOnnxModel } from '../train/eval-onnx.js';
 import type { EvalBatch } from '../train/data/types.js';
 
 const { values: args } = parseArgs({
@@ -44,16 +45,6 @@ const nCalib = Number(args.calib);
 const method = args.method === 'minmax' ? 'minmax' : 'percentile';
 const scoreFloor = 0.01;
 
-/** NHWC (loader layout) -> NCHW (ONNX input). */
-function toNchw(nhwc: Float32Array, n: number): Float32Array {
-  const out = new Float32Array(nhwc.length);
-  const hw = H * W;
-  for (let b = 0; b < n; b++)
-    for (let p = 0; p < hw; p++)
-      for (let c = 0; c < 3; c++) out[b * 3 * hw + c * hw + p] = nhwc[(b * hw + p) * 3 + c];
-  return out;
-}
-
 async function batchesOf(count: number, seed: number): Promise<EvalBatch[]> {
   const ds = syntheticDataset({ count, seed, width: W, height: H, classes: spec.classes });
   const out: EvalBatch[] = [];
@@ -62,8 +53,9 @@ async function batchesOf(count: number, seed: number): Promise<EvalBatch[]> {
 }
 
 const fp32 = pruneDeadNodes(buildOnnxModel(spec, deployWeights(ckpt), { outputs: 'boxes', opset: 17 }));
-const calib = (await batchesOf(nCalib, 1)).map((b) => toNchw(b.imagesNhwc, b.size));
-const evalSet = await batchesOf(nEval, 9001);
+const calib = (await batchesOf(nCalib, 1)).map((b) => nhwcToNchw(b.imagesNhwc, b.size, H, W));
+const evalSet = syntheticDataset({ count: nEval, seed: 9001, width: W, height: H, classes: spec.classes });
+const dir = mkdtempSync(join(tmpdir(), 'edgekd-export-accuracy-'));
 const variants = [
   { name: 'fp32', model: fp32 },
   { name: 'int8', model: await quantizeInt8(fp32, calib, { method, perChannel: true }) },
@@ -77,36 +69,19 @@ console.log('| precision | AP     | AP50   | APsmall | MR2    | MR2Reasonable |'
 console.log('|-----------|--------|--------|---------|--------|---------------|');
 const results: Record<string, Record<string, number>> = {};
 for (const v of variants) {
-  const session = await ort.InferenceSession.create(encodeModel(v.model), { graphOptimizationLevel: 'all' });
-  const images: EvalImage[] = [];
-  for (const b of evalSet) {
-    const out = await session.run({
-      images: new ort.Tensor('float32', toNchw(b.imagesNhwc, b.size), [b.size, 3, H, W]),
-    });
-    const det = out.detections.data as Float32Array;
-    const K = out.detections.dims[1];
-    for (let i = 0; i < b.size; i++) {
-      const dets: Detection[] = [];
-      for (let k = 0; k < K; k++) {
-        const r = det.subarray((i * K + k) * 6, (i * K + k + 1) * 6);
-        if (r[4] < scoreFloor) continue;
-        dets.push({
-          box: boxToSource([r[0], r[1], r[2], r[3]], b.transforms[i]),
-          score: r[4],
-          classId: Math.round(r[5]),
-        });
-      }
-      images.push({ id: b.ids[i], gts: b.sourceAnnotations[i], dets });
-    }
-  }
-  await session.release();
-  const m = evaluateDetections(images, { coco: { numClasses: spec.classes.length } });
+  // Through the same path as `edgekd eval --model`: file on disk, spec from its metadata.
+  const file = join(dir, `${v.name}.onnx`);
+  writeFileSync(file, encodeModel(v.model));
+  const model = await openOnnxModel(file);
+  const m = await evaluateOnnxModel(model, evalSet, { scoreThreshold: scoreFloor, maxDetections: 100 });
+  await model.session.release();
   results[v.name] = m;
   const f = (x: number) => x.toFixed(4);
   console.log(
     `| ${v.name.padEnd(9)} | ${f(m.AP)} | ${f(m.AP50)} | ${f(m.APsmall).padEnd(7)} | ${f(m.MR2)} | ${f(m.MR2Reasonable).padEnd(13)} |`,
   );
 }
+rmSync(dir, { recursive: true, force: true });
 const drop = (name: string) => ((results.fp32.AP50 - results[name].AP50) * 100).toFixed(2);
 console.log(
   `AP50 drop vs fp32 (points): int8 ${drop('int8')}, fp16 ${drop('fp16')} (aim for int8: <= 1 point)`,

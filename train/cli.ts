@@ -4,7 +4,9 @@ import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { deployWeights, loadCheckpoint } from '../models/core/checkpoint.js';
-import { helpText, parseCli } from '../models/core/config.js';
+import { helpText, parseCli, readJsonFile } from '../models/core/config.js';
+import { writeFileAtomic } from '../models/core/safetensors.js';
+import { evaluateOnnxModel, openOnnxModel } from './eval-onnx.js';
 import { ConfigError } from '../models/core/errors.js';
 import { buildGraph } from '../models/arch/graph.js';
 import { TrainConfigSchema, type DataSource } from './config.js';
@@ -101,6 +103,8 @@ export function parseDataArg(data: string, names?: string): DataSource {
 export async function evalCommand(argv: string[]): Promise<number> {
   const v = parseFlags(argv, {
     checkpoint: { type: 'string' },
+    model: { type: 'string' },
+    card: { type: 'string' },
     data: { type: 'string' },
     names: { type: 'string' },
     'map-all-to': { type: 'string' },
@@ -110,12 +114,23 @@ export async function evalCommand(argv: string[]): Promise<number> {
     json: { type: 'boolean' },
   });
   if (v.help) {
-    console.log(`usage: edgekd eval --checkpoint FILE --data (COCO.json | YOLO_DIR --names a,b | synthetic:COUNT[:SEED])
-  [--map-all-to CLASS] [--backend auto|wasm|cpu|tensorflow] [--workers N] [--score-threshold 0.01] [--json]`);
+    console.log(`usage: edgekd eval (--checkpoint FILE | --model FILE.onnx [--card FILE.json])
+  --data (COCO.json | YOLO_DIR --names a,b | synthetic:COUNT[:SEED])
+  [--map-all-to CLASS] [--backend auto|wasm|cpu|tensorflow] [--workers N] [--score-threshold 0.01] [--json]
+
+--model evaluates an exported ONNX model (any precision) with onnxruntime-node's CPU provider;
+--card FILE.json then records the figures in that model card (under "eval").`);
     return 0;
   }
-  if (typeof v.checkpoint !== 'string')
-    throw new ConfigError('ERR_CONFIG_INVALID', 'eval needs --checkpoint FILE');
+  if (typeof v.checkpoint !== 'string' && typeof v.model !== 'string')
+    throw new ConfigError('ERR_CONFIG_INVALID', 'eval needs --checkpoint FILE or --model FILE.onnx');
+  if (typeof v.checkpoint === 'string' && typeof v.model === 'string')
+    throw new ConfigError('ERR_CONFIG_INVALID', 'eval takes --checkpoint or --model, not both');
+  if (typeof v.card === 'string' && typeof v.model !== 'string')
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      '--card goes with --model (it records the figures of an exported model)',
+    );
   if (typeof v.data !== 'string')
     throw new ConfigError(
       'ERR_CONFIG_INVALID',
@@ -140,7 +155,8 @@ export async function evalCommand(argv: string[]): Promise<number> {
       `--score-threshold must be in [0, 1], got '${String(v['score-threshold'])}'`,
     );
 
-  const ck = loadCheckpoint(v.checkpoint);
+  if (typeof v.model === 'string') return evalOnnxCommand(v.model, v.data, v, scoreThreshold);
+  const ck = loadCheckpoint(v.checkpoint as string);
   const spec = ck.spec;
   const graph = buildGraph(spec);
   const weights = deployWeights(ck);
@@ -189,6 +205,50 @@ export async function evalCommand(argv: string[]): Promise<number> {
     return 0;
   } finally {
     await pool.close();
+  }
+}
+
+/** `edgekd eval --model FILE.onnx`: the exported model on ONNX Runtime's CPU provider. */
+async function evalOnnxCommand(
+  modelPath: string,
+  data: string,
+  v: Record<string, string | boolean | undefined>,
+  scoreThreshold: number,
+): Promise<number> {
+  const model = await openOnnxModel(modelPath);
+  try {
+    const dataset = await openDataset(parseDataArg(data, v.names as string | undefined), model.spec, {
+      aliases: {},
+      mapAllTo: v['map-all-to'] as string | undefined,
+    });
+    for (const s of dataset.skipped)
+      console.error(`skip: ${s.what}: ${s.reason}${s.count && s.count > 1 ? ` (x${s.count})` : ''}`);
+    const t0 = performance.now();
+    const metrics = await evaluateOnnxModel(model, dataset, { scoreThreshold, maxDetections: 100 });
+    const secs = (performance.now() - t0) / 1000;
+    if (typeof v.card === 'string') {
+      const card = readJsonFile(v.card, 'model card') as Record<string, unknown>;
+      card.eval = {
+        data,
+        images: dataset.samples.length,
+        scoreThreshold,
+        metrics,
+        evaluatedAt: new Date().toISOString(),
+      };
+      writeFileAtomic(v.card, `${JSON.stringify(card, null, 2)}\n`);
+    }
+    if (v.json)
+      console.log(JSON.stringify({ model: modelPath, data, images: dataset.samples.length, metrics }));
+    else {
+      console.log(
+        `${dataset.samples.length} images in ${secs.toFixed(1)}s (onnxruntime cpu, ${model.outputs} outputs)`,
+      );
+      for (const [k, val] of Object.entries(metrics))
+        console.log(`${k.padEnd(14)} ${Number.isFinite(val) ? val.toFixed(4) : String(val)}`);
+    }
+    return 0;
+  } finally {
+    await model.session.release();
   }
 }
 

@@ -16,6 +16,8 @@ import { runTraining } from '../../train/trainer/loop.js';
 import { ExportConfigSchema } from '../../export/config.js';
 import { exportOnnx } from '../../export/export-model.js';
 import { microSpec } from '../helpers/specs.js';
+import { evaluateOnnxModel, openOnnxModel } from '../../train/eval-onnx.js';
+import { syntheticDataset } from '../../train/data/synthetic.js';
 
 await tf.setBackend('cpu');
 
@@ -28,7 +30,10 @@ test('a trained student exports as heads, boxes, fp16 and int8, and each runs in
       model: microSpec('rt'),
       backend: 'wasm',
       workers: 2,
-      data: { train: { kind: 'synthetic', count: 32, seed: 4 } },
+      data: {
+        train: { kind: 'synthetic', count: 32, seed: 4 },
+        val: { kind: 'synthetic', count: 8, seed: 99 },
+      },
       train: { epochs: 2, batchSize: 8, microBatch: 4, optimizer: { kind: 'adamw', lr: 0.01 } },
     }),
   );
@@ -70,6 +75,19 @@ test('a trained student exports as heads, boxes, fp16 and int8, and each runs in
     for (let i = 0; i < x.length; i++) m = Math.max(m, Math.abs(x[i] - y[i]));
     return m;
   };
+  // `edgekd eval --model`: the exported boxes and heads models score what the trainer's tfjs eval
+  // scored on the same held-out images (same letterbox, decode and metrics; only float rounding differs).
+  const valSet = syntheticDataset({ count: 8, seed: 99, width: 64, height: 64, classes: ['person'] });
+  for (const name of ['boxes', 'heads']) {
+    const m = await openOnnxModel(join(dir, `${name}.onnx`));
+    const metrics = await evaluateOnnxModel(m, valSet, { scoreThreshold: 0.01, maxDetections: 100 });
+    await m.session.release();
+    for (const k of ['AP', 'AP50', 'MR2'])
+      assert.ok(
+        Math.abs(metrics[k] - trained.metrics![k]) < 1e-3,
+        `${name} ${k}: ${metrics[k]} vs tfjs ${trained.metrics![k]}`,
+      );
+  }
   // Heatmap probabilities: fp16 within 1e-2, int8 within 0.1 of fp32 on this input.
   assert.ok(maxDiff(results.fp16.heatmap, results.heads.heatmap) < 1e-2);
   assert.ok(maxDiff(results.int8.heatmap, results.heads.heatmap) < 0.1);
