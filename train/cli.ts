@@ -1,5 +1,8 @@
 /** Commands of the training side: `edgekd train`, `edgekd eval`, `edgekd data synth`. */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { readVideoFrames } from './data/video-frames.js';
 import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
@@ -252,11 +255,78 @@ async function evalOnnxCommand(
   }
 }
 
-/** `edgekd data synth --out DIR [--count N] [--width W] [--height H] [--seed S]` */
+/** `edgekd data frames --video FILE --out DIR [--start 0] [--count N] [--step 1]`: frames as JPEG files. */
+async function dataFramesCommand(argv: string[]): Promise<number> {
+  const v = parseFlags(argv, {
+    video: { type: 'string' },
+    out: { type: 'string' },
+    start: { type: 'string' },
+    count: { type: 'string' },
+    step: { type: 'string' },
+    quality: { type: 'string' },
+  });
+  if (v.help) {
+    console.log(
+      'usage: edgekd data frames --video FILE --out DIR [--start 0] [--count N] [--step 1] [--quality 95]\n' +
+        'Decodes frames start, start+step, ... of a video (ffmpeg) into DIR/frame_NNNNNN.jpg (NNNNNN = frame index),\n' +
+        'e.g. a calibration set for `edgekd export --precision int8 --calibration DIR`. The folder is written\n' +
+        'beside DIR and renamed into place.',
+    );
+    return 0;
+  }
+  if (typeof v.video !== 'string' || typeof v.out !== 'string')
+    throw new ConfigError('ERR_CONFIG_INVALID', 'data frames needs --video FILE and --out DIR');
+  if (existsSync(v.out))
+    throw new ConfigError('ERR_FILE_WRITE', `--out '${v.out}' exists; choose a new folder`);
+  const num = (name: string, dflt: number | undefined, min: number) => {
+    const raw = v[name];
+    if (raw === undefined) return dflt;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min)
+      throw new ConfigError(
+        'ERR_CONFIG_RANGE',
+        `--${name} must be an integer >= ${min}, got '${String(raw)}'`,
+      );
+    return n;
+  };
+  const quality = num('quality', 95, 1)!;
+  if (quality > 100)
+    throw new ConfigError('ERR_CONFIG_RANGE', `--quality must be in [1, 100], got ${quality}`);
+  const tmp = `${v.out}.tmp-${process.pid}`;
+  mkdirSync(tmp, { recursive: true });
+  let written = 0;
+  try {
+    for await (const f of readVideoFrames(v.video, {
+      start: num('start', 0, 0),
+      count: num('count', undefined, 1),
+      step: num('step', 1, 1),
+    })) {
+      await sharp(Buffer.from(f.image.data.buffer, f.image.data.byteOffset, f.image.data.length), {
+        raw: { width: f.image.width, height: f.image.height, channels: 3 },
+      })
+        .jpeg({ quality })
+        .toFile(join(tmp, `frame_${String(f.index).padStart(6, '0')}.jpg`));
+      written++;
+    }
+    if (written === 0)
+      throw new ConfigError('ERR_CONFIG_RANGE', `no frames in the requested range of '${v.video}'`);
+    renameSync(tmp, v.out);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw e;
+  }
+  console.log(JSON.stringify({ out: v.out, frames: written }));
+  return 0;
+}
+
+/** `edgekd data synth --out DIR ...` and `edgekd data frames --video FILE --out DIR ...` */
 export async function dataCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
+  if (sub === 'frames') return dataFramesCommand(rest);
   if (sub !== 'synth') {
-    console.error(`error[ERR_CONFIG_UNKNOWN_KEY]: unknown data subcommand '${sub ?? ''}' (available: synth)`);
+    console.error(
+      `error[ERR_CONFIG_UNKNOWN_KEY]: unknown data subcommand '${sub ?? ''}' (available: synth, frames)`,
+    );
     return 2;
   }
   const v = parseFlags(rest, {

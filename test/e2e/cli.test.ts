@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } fro
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { microSpec } from '../helpers/specs.js';
+import sharp from 'sharp';
 import { loadCheckpoint } from '../../models/core/checkpoint.js';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
@@ -134,3 +135,58 @@ test('Ctrl-C during training saves a checkpoint and the process exits with 130',
     [],
   );
 });
+
+const hasFfmpeg = spawnSync('ffmpeg', ['-version']).status === 0;
+
+test(
+  'data frames writes the requested frames of a video as JPEGs, atomically',
+  { skip: hasFfmpeg ? false : 'ffmpeg not installed' },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'edgekd-cli-'));
+    const clip = join(dir, 'clip.mp4');
+    const mk = spawnSync('ffmpeg', [
+      '-loglevel',
+      'error',
+      '-f',
+      'lavfi',
+      '-i',
+      'testsrc2=size=96x64:rate=10',
+      '-frames:v',
+      '30',
+      '-pix_fmt',
+      'yuv420p',
+      clip,
+    ]);
+    assert.equal(mk.status, 0, String(mk.stderr));
+    const r = run([
+      'data',
+      'frames',
+      '--video',
+      clip,
+      '--out',
+      join(dir, 'frames'),
+      '--start',
+      '5',
+      '--count',
+      '4',
+      '--step',
+      '5',
+    ]);
+    assert.equal(r.status, 0, r.stderr);
+    assert.deepEqual(readdirSync(join(dir, 'frames')), [
+      'frame_000005.jpg',
+      'frame_000010.jpg',
+      'frame_000015.jpg',
+      'frame_000020.jpg',
+    ]);
+    const meta = await sharp(join(dir, 'frames', 'frame_000010.jpg')).metadata();
+    assert.deepEqual([meta.width, meta.height], [96, 64]);
+    const again = run(['data', 'frames', '--video', clip, '--out', join(dir, 'frames')]);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /exists/);
+    const bad = run(['data', 'frames', '--video', join(dir, 'missing.mp4'), '--out', join(dir, 'f2')]);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /ERR_PIPELINE/);
+    assert.deepEqual(readdirSync(dir).sort(), ['clip.mp4', 'frames']);
+  },
+);
