@@ -20,7 +20,8 @@ import { pruneDeadNodes, quantizeInt8 } from '../export/int8.js';
 import { toFp16 } from '../export/fp16.js';
 import { evalBatches } from '../train/data/loader.js';
 import { syntheticDataset } from '../train/data/synthetic.js';
-import { evaluateOnnxModel, nhwcToNchw, openOnnxModel } from '../train/eval-onnx.js';
+import { evaluateOnnxModel, openOnnxModel } from '../train/eval-onnx.js';
+import { nhwcToNchw } from '../models/core/layout.js';
 import type { EvalBatch } from '../train/data/types.js';
 
 const { values: args } = parseArgs({

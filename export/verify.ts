@@ -9,6 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';
+import { nhwcToNchw } from '../models/core/layout.js';
 import seedrandom from 'seedrandom';
 import { onnx, type OnnxTypes } from './onnx-proto.js';
 import { Student, type WeightMap } from '../models/arch/student.js';
@@ -142,16 +143,6 @@ export function normalizePixels(spec: ModelSpec, rgbHwc: Float32Array): Float32A
     }
   }
   return rgbHwc;
-}
-
-/** NHWC -> NCHW for one batch. */
-export function nhwcToNchw(x: Float32Array, n: number, h: number, w: number, c: number): Float32Array {
-  const out = new Float32Array(x.length);
-  for (let b = 0; b < n; b++)
-    for (let y = 0; y < h; y++)
-      for (let xx = 0; xx < w; xx++)
-        for (let k = 0; k < c; k++) out[((b * c + k) * h + y) * w + xx] = x[((b * h + y) * w + xx) * c + k];
-  return out;
 }
 
 function maxAbs(a: Float32Array, b: Float32Array): number {

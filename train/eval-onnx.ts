@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import * as ort from 'onnxruntime-node';
 import onnxProto from 'onnx-proto';
 import { decodeCenterNet } from '../models/core/decode.js';
+import { nhwcToNchw } from '../models/core/layout.js';
 import type { Detection } from '../models/core/detection.js';
 import { ConfigError, ModelFormatError } from '../models/core/errors.js';
 import { headStride, parseModelSpec, type ModelSpec } from '../models/core/spec.js';
@@ -58,22 +59,6 @@ export async function openOnnxModel(path: string): Promise<OpenedOnnxModel> {
   const outputs = meta['edgekd.outputs'] === 'heads' ? 'heads' : 'boxes';
   const session = await ort.InferenceSession.create(bytes, { graphOptimizationLevel: 'all' });
   return { session, spec, outputs };
-}
-
-/** NHWC batch (loader layout) to NCHW (the ONNX input). */
-export function nhwcToNchw(nhwc: Float32Array, n: number, h: number, w: number): Float32Array {
-  const out = new Float32Array(nhwc.length);
-  const hw = h * w;
-  for (let b = 0; b < n; b++) {
-    for (let p = 0; p < hw; p++) {
-      const src = (b * hw + p) * 3;
-      const dst = b * 3 * hw + p;
-      out[dst] = nhwc[src];
-      out[dst + hw] = nhwc[src + 1];
-      out[dst + 2 * hw] = nhwc[src + 2];
-    }
-  }
-  return out;
 }
 
 async function detectBatch(m: OpenedOnnxModel, b: EvalBatch, opts: OnnxEvalOptions): Promise<Detection[][]> {

@@ -78,3 +78,13 @@ test('rejects mis-sized inputs naming the parameter', () => {
     message: /'poolSize'/,
   });
 });
+
+test('nhwcToNchw moves channels in front of the spatial axes', async () => {
+  const { nhwcToNchw } = await import('../../../models/core/layout.js');
+  // n=1, h=1, w=2, c=3: pixels (1,2,3) and (4,5,6) -> channel planes [1,4], [2,5], [3,6]
+  assert.deepEqual(
+    Array.from(nhwcToNchw(Float32Array.from([1, 2, 3, 4, 5, 6]), 1, 1, 2)),
+    [1, 4, 2, 5, 3, 6],
+  );
+  assert.throws(() => nhwcToNchw(new Float32Array(5), 1, 1, 2), { name: 'RangeError', message: /'nhwc'/ });
+});
