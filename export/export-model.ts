@@ -31,22 +31,10 @@ import { ConfigError, ModelFormatError } from '../models/core/errors.js';
 import { writeFileAtomic } from '../models/core/safetensors.js';
 import { buildGraph, graphCost } from '../models/arch/graph.js';
 import type { ModelSpec } from '../models/core/spec.js';
+import type { ProgressEvent } from '../models/core/events.js';
 
-/**
- * Progress of an export, for `onEvent` (cli.ts prints them; the library never does).
- * TODO(#4): move into models/core/events.ts `ProgressEvent` once the lead merges the union.
- */
-export type ExportEvent =
-  | { kind: 'export-op'; step: 'load' | 'build' | 'check' | 'verify' | 'convert' | 'write'; detail: string }
-  | {
-      kind: 'export-done';
-      ok: boolean;
-      seconds: number;
-      /** Ultralytics-style result line: `export onnx ok 2.3s ped-nano.onnx (1.9 MB)` or the failure. */
-      line: string;
-      model?: string;
-      sizeBytes?: number;
-    };
+/** Progress of an export (the export members of the shared {@link ProgressEvent} union). */
+export type ExportEvent = Extract<ProgressEvent, { kind: 'export-op' | 'export-done' }>;
 
 /** The model card written beside the model as `<name>.json`. */
 export interface ModelCard {

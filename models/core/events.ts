@@ -36,4 +36,14 @@ export type ProgressEvent =
   | { kind: 'eval-end'; epoch: number; metrics: Record<string, number> }
   | { kind: 'checkpoint'; path: string; epoch: number; reason: 'periodic' | 'final' | 'interrupt' }
   | { kind: 'skip'; what: string; reason: string }
-  | { kind: 'train-done'; seconds: number; checkpoint: string };
+  | { kind: 'train-done'; seconds: number; checkpoint: string }
+  | { kind: 'export-op'; step: 'load' | 'build' | 'check' | 'verify' | 'convert' | 'write'; detail: string }
+  | {
+      kind: 'export-done';
+      ok: boolean;
+      seconds: number;
+      /** Result line, as ultralytics' exporter logs it: `export onnx ok 2.3s ped-nano.onnx (1.9 MB)` or the failure. */
+      line: string;
+      model?: string;
+      sizeBytes?: number;
+    };
