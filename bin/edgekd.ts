@@ -13,15 +13,15 @@ interface Command {
 
 const COMMANDS: Record<string, Command> = {
   train: {
-    summary: 'train a student (distillation comes with the teacher config)',
+    summary: 'train a student detector from a config (tfjs: wasm replicas, or tfjs-node)',
     run: async (a) => (await import('../train/cli.js')).trainCommand(a),
   },
   eval: {
-    summary: 'evaluate a checkpoint on a dataset (COCO AP, MR^-2)',
+    summary: 'evaluate a checkpoint or an exported ONNX model (COCO AP, MR^-2)',
     run: async (a) => (await import('../train/cli.js')).evalCommand(a),
   },
   data: {
-    summary: 'data tools: `data synth --out DIR` writes a synthetic COCO set',
+    summary: 'data tools: `data synth` (synthetic COCO set), `data frames` (video to JPEGs)',
     run: async (a) => (await import('../train/cli.js')).dataCommand(a),
   },
   export: {

@@ -13,20 +13,10 @@ const USAGE =
 
 /** `edgekd export ...`; returns the exit code (errors propagate to bin/edgekd.ts). */
 export async function exportCommand(argv: string[]): Promise<number> {
-  // node 20's parseArgs has no negated booleans: `--no-verify` is taken here as `verify: false`.
-  const noVerify = argv.includes('--no-verify');
-  const { config, extra } = parseCli(
-    ExportConfigSchema,
-    argv.filter((a) => a !== '--no-verify'),
-    {},
-    noVerify ? { verify: false } : {},
-  );
+  // Boolean fields take --verify, --verify false and --no-verify (see parseCli).
+  const { config, extra } = parseCli(ExportConfigSchema, argv);
   if (extra.help) {
-    console.log(
-      helpText(USAGE, ExportConfigSchema, [
-        '  --no-verify                          skip the parity check (same as --verify false)',
-      ]),
-    );
+    console.log(helpText(USAGE, ExportConfigSchema));
     return 0;
   }
   // Parity runs the tfjs student on the plain-JS cpu backend: exact float32, no native download.

@@ -79,49 +79,64 @@ export const TrainConfigSchema = z.strictObject({
       .describe('(object) dataset class name -> model class name'),
     mapAllTo: z.string().optional().describe('(string) map every dataset label to this model class'),
   }),
-  train: z.strictObject({
-    epochs: z.number().int().min(1).default(10).describe('(int) passes over the training set'),
-    batchSize: z.number().int().min(1).default(16).describe('(int) images per optimiser step'),
-    microBatch: z
-      .number()
-      .int()
-      .min(1)
-      .default(4)
-      .describe('(int) images per forward/backward inside a replica (bounds wasm memory)'),
-    optimizer: z
-      .discriminatedUnion('kind', [AdamW, Sgd])
-      .default({ kind: 'adamw', lr: 2e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 5e-4 }),
-    warmupEpochs: z.number().min(0).default(1).describe('(number) linear warm-up length in epochs'),
-    minLrRatio: z
-      .number()
-      .min(0)
-      .max(1)
-      .default(0.05)
-      .describe('(number) final lr as a fraction of the peak'),
-    gradClip: z.number().min(0).default(10).describe('(number) max global gradient norm (0 = off)'),
-    ema: z.number().min(0).lt(1).default(0.999).describe('(number) EMA decay of weights (0 = off)'),
-    emaRampSteps: z
-      .number()
-      .int()
-      .min(1)
-      .default(200)
-      .describe('(int) steps over which the EMA decay ramps up'),
-    bnMomentum: z.number().min(0).lt(1).default(0.9).describe('(number) BN moving-statistics momentum'),
-    augment: z.boolean().default(true).describe('(bool) random scale/crop/flip/colour jitter'),
-    prefetch: z.number().int().min(0).default(2).describe('(int) batches decoded ahead of the training step'),
-  }),
+  train: z
+    .strictObject({
+      epochs: z.number().int().min(1).default(10).describe('(int) passes over the training set'),
+      batchSize: z.number().int().min(1).default(16).describe('(int) images per optimiser step'),
+      microBatch: z
+        .number()
+        .int()
+        .min(1)
+        .default(4)
+        .describe('(int) images per forward/backward inside a replica (bounds wasm memory)'),
+      optimizer: z
+        .discriminatedUnion('kind', [AdamW, Sgd])
+        .default({ kind: 'adamw', lr: 2e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 5e-4 })
+        .describe(
+          '(json) {"kind":"adamw","lr":..,"weightDecay":..} or {"kind":"sgd","lr":..,"momentum":..,"nesterov":..}',
+        ),
+      warmupEpochs: z.number().min(0).default(1).describe('(number) linear warm-up length in epochs'),
+      minLrRatio: z
+        .number()
+        .min(0)
+        .max(1)
+        .default(0.05)
+        .describe('(number) final lr as a fraction of the peak'),
+      gradClip: z.number().min(0).default(10).describe('(number) max global gradient norm (0 = off)'),
+      ema: z.number().min(0).lt(1).default(0.999).describe('(number) EMA decay of weights (0 = off)'),
+      emaRampSteps: z
+        .number()
+        .int()
+        .min(1)
+        .default(200)
+        .describe('(int) steps over which the EMA decay ramps up'),
+      bnMomentum: z.number().min(0).lt(1).default(0.9).describe('(number) BN moving-statistics momentum'),
+      augment: z.boolean().default(true).describe('(bool) random scale/crop/flip/colour jitter'),
+      prefetch: z
+        .number()
+        .int()
+        .min(0)
+        .default(2)
+        .describe('(int) batches decoded ahead of the training step'),
+    })
+    // An omitted section means every default.
+    .prefault({}),
   loss: z
     .strictObject({
-      heatmap: z.number().min(0).default(1),
+      heatmap: z.number().min(0).default(1).describe('(number) weight of the focal heatmap term'),
       size: z.number().min(0).default(1).describe('(number) weight of the log-size L1 term'),
-      offset: z.number().min(0).default(1),
+      offset: z.number().min(0).default(1).describe('(number) weight of the centre-offset L1 term'),
       giou: z
         .number()
         .min(0)
         .default(2)
         .describe('(number) weight of the dense GIoU box loss (TTFNet; 0 = off)'),
-      focalAlpha: z.number().min(0).default(2),
-      focalBeta: z.number().min(0).default(4),
+      focalAlpha: z.number().min(0).default(2).describe('(number) focal-loss exponent on the prediction'),
+      focalBeta: z
+        .number()
+        .min(0)
+        .default(4)
+        .describe('(number) penalty reduction around centres, (1 - y)^beta'),
     })
     .default({ heatmap: 1, size: 1, offset: 1, giou: 2, focalAlpha: 2, focalBeta: 4 }),
   eval: z
@@ -138,7 +153,12 @@ export const TrainConfigSchema = z.strictObject({
         .max(1)
         .default(0.01)
         .describe('(number) score floor for eval detections'),
-      maxDetections: z.number().int().min(1).default(100),
+      maxDetections: z
+        .number()
+        .int()
+        .min(1)
+        .default(100)
+        .describe('(int) detections kept per image for eval'),
     })
     .default({ every: 1, scoreThreshold: 0.01, maxDetections: 100 }),
   checkpointEvery: z.number().int().min(1).default(1).describe('(int) save last.safetensors every N epochs'),

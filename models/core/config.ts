@@ -17,12 +17,15 @@ export interface FlagInfo {
   flag: string;
   kind: LeafKind;
   description: string;
+  /** Schema default, when the field has one. */
+  defaultValue?: unknown;
 }
 
 const kebab = (s: string) => s.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
 
 interface ZodDefLike {
   type: string;
+  defaultValue?: unknown;
   innerType?: z.ZodType;
   shape?: Record<string, z.ZodType>;
   options?: z.ZodType[];
@@ -35,8 +38,13 @@ function defOf(s: z.ZodType): ZodDefLike {
 export function schemaFlags(schema: z.ZodType, path: string[] = []): FlagInfo[] {
   let s = schema;
   let description = s.description ?? '';
+  let defaultValue: unknown;
   for (;;) {
     const d = defOf(s);
+    if (d.type === 'default' && defaultValue === undefined) {
+      defaultValue =
+        typeof d.defaultValue === 'function' ? (d.defaultValue as () => unknown)() : d.defaultValue;
+    }
     if (
       (d.type === 'default' || d.type === 'optional' || d.type === 'nullable' || d.type === 'prefault') &&
       d.innerType
@@ -59,7 +67,7 @@ export function schemaFlags(schema: z.ZodType, path: string[] = []): FlagInfo[] 
         : d.type === 'string' || d.type === 'enum' || d.type === 'literal'
           ? 'string'
           : 'json';
-  return [{ path, flag: path.map(kebab).join('.'), kind, description }];
+  return [{ path, flag: path.map(kebab).join('.'), kind, description, defaultValue }];
 }
 
 /** Levenshtein distance, for "did you mean" hints. */
@@ -158,11 +166,35 @@ export function parseCli<S extends z.ZodType>(
     help: { type: 'boolean', short: 'h' },
     ...extraFlags,
   };
-  for (const f of flags) options[f.flag] = { type: f.kind === 'boolean' ? 'boolean' : 'string' };
+  // Boolean config fields are parsed as strings so that `--flag`, `--flag true|false`,
+  // `--flag=false` and `--no-flag` all work (node:util parseArgs alone would silently take
+  // `--flag false` as `true` plus a stray positional).
+  const booleans = new Set(flags.filter((f) => f.kind === 'boolean').map((f) => f.flag));
+  for (const f of flags) options[f.flag] = { type: 'string' };
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const neg = /^--no-(.+)$/.exec(a);
+    if (neg && booleans.has(neg[1])) args.push(`--${neg[1]}=false`);
+    else if (a.startsWith('--') && booleans.has(a.slice(2))) {
+      const next = argv[i + 1];
+      if (next === 'true' || next === 'false') {
+        args.push(`${a}=${next}`);
+        i++;
+      } else args.push(`${a}=true`);
+    } else args.push(a);
+  }
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
+    if (parsed.positionals.length) {
+      throw new ConfigError(
+        'ERR_CONFIG_INVALID',
+        `unexpected argument '${parsed.positionals[0]}' (flags take the form --name value)`,
+      );
+    }
   } catch (e) {
+    if (e instanceof ConfigError) throw e;
     const m = /Unknown option '--?([^']+)'/.exec((e as Error).message);
     if (m) {
       const hint = didYouMean(m[1], Object.keys(options));
@@ -181,7 +213,11 @@ export function parseCli<S extends z.ZodType>(
     const v = values[f.flag];
     if (v === undefined) continue;
     let value: unknown = v;
-    if (f.kind === 'number') {
+    if (f.kind === 'boolean') {
+      if (v !== 'true' && v !== 'false')
+        throw new ConfigError('ERR_CONFIG_INVALID', `--${f.flag} must be true or false, got '${String(v)}'`);
+      value = v === 'true';
+    } else if (f.kind === 'number') {
       value = Number(v);
       if (v === '' || !Number.isFinite(value))
         throw new ConfigError('ERR_CONFIG_INVALID', `--${f.flag} must be a number, got '${String(v)}'`);
@@ -241,8 +277,9 @@ export function validateConfig<S extends z.ZodType>(
 export function helpText(usage: string, schema: z.ZodType, extra: string[] = []): string {
   const lines = [usage, '', 'Options:', '  --config FILE   JSON config file (flags override it)', ...extra];
   for (const f of schemaFlags(schema)) {
-    const arg = f.kind === 'boolean' ? '' : f.kind === 'number' ? ' N' : ' VALUE';
-    lines.push(`  --${f.flag}${arg}`.padEnd(38) + ` ${f.description}`);
+    const arg = f.kind === 'boolean' ? ' [true|false]' : f.kind === 'number' ? ' N' : ' VALUE';
+    const dflt = f.defaultValue === undefined ? '' : ` [default: ${JSON.stringify(f.defaultValue)}]`;
+    lines.push(`  --${f.flag}${arg}`.padEnd(38) + ` ${f.description}${dflt}`);
   }
   return lines.join('\n');
 }

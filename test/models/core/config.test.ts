@@ -69,3 +69,23 @@ test('rejects a wrong value naming the field', () => {
     message: /model/,
   });
 });
+
+test('boolean flags take --flag, --flag true|false, --flag=false and --no-flag', () => {
+  const aug = (args: string[]) => parseCli(TrainConfigSchema, [...base, ...args]).config.train.augment;
+  assert.equal(aug([]), true);
+  assert.equal(aug(['--train.augment', 'false']), false);
+  assert.equal(aug(['--train.augment=false']), false);
+  assert.equal(aug(['--no-train.augment']), false);
+  assert.equal(aug(['--no-train.augment', '--train.augment']), true);
+  assert.throws(() => aug(['--train.augment=maybe']), {
+    name: 'ConfigError',
+    message: /--train\.augment must be true or false/,
+  });
+});
+
+test('rejects a stray positional argument instead of ignoring it', () => {
+  assert.throws(() => parseCli(TrainConfigSchema, [...base, 'oops']), {
+    name: 'ConfigError',
+    message: /unexpected argument 'oops'/,
+  });
+});
