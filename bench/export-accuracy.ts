@@ -7,7 +7,7 @@
  *   npm run build && node dist/bench/export-accuracy.js --checkpoint runs/tiny/best.safetensors
  *
  * Flags: --images 200 (eval images, seed 9001), --calib 64 (calibration images, seed 1: the
- * training split), --method percentile|minmax.
+ * training split), --method minmax|percentile.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,12 +29,12 @@ const { values: args } = parseArgs({
     checkpoint: { type: 'string' },
     images: { type: 'string', default: '200' },
     calib: { type: 'string', default: '64' },
-    method: { type: 'string', default: 'percentile' },
+    method: { type: 'string', default: 'minmax' },
   },
 });
 if (!args.checkpoint) {
   console.error(
-    'usage: node dist/bench/export-accuracy.js --checkpoint FILE [--images 200] [--calib 64] [--method percentile|minmax]',
+    'usage: node dist/bench/export-accuracy.js --checkpoint FILE [--images 200] [--calib 64] [--method minmax|percentile]',
   );
   process.exit(2);
 }
@@ -43,7 +43,7 @@ const spec = ckpt.spec;
 const { height: H, width: W } = spec.input;
 const nEval = Number(args.images);
 const nCalib = Number(args.calib);
-const method = args.method === 'minmax' ? 'minmax' : 'percentile';
+const method = args.method === 'percentile' ? 'percentile' : 'minmax';
 const scoreFloor = 0.01;
 
 async function batchesOf(count: number, seed: number): Promise<EvalBatch[]> {

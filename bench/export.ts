@@ -6,7 +6,7 @@
  *
  *   npm run build && node dist/bench/export.js [--checkpoint runs/x/best.safetensors]
  *     [--spec train/configs/ped-nano.spec.json] [--runs 20] [--warmup 3] [--calib 32]
- *     [--method percentile|minmax] [--percentile 99.99] [--threads 0]
+ *     [--method minmax|percentile] [--percentile 99.99] [--threads 0]
  *
  * Without --checkpoint the student is random-initialised (he-normal, BN at identity statistics):
  * latency does not depend on weight values. Calibration uses `--calib` synthetic scenes
@@ -37,7 +37,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '20' },
     warmup: { type: 'string', default: '3' },
     calib: { type: 'string', default: '32' },
-    method: { type: 'string', default: 'percentile' },
+    method: { type: 'string', default: 'minmax' },
     percentile: { type: 'string', default: '99.99' },
     threads: { type: 'string', default: '0' },
   },
@@ -54,7 +54,7 @@ const runs = int('runs', args.runs, 1);
 const warmup = int('warmup', args.warmup, 0);
 const calibCount = int('calib', args.calib, 1);
 const threads = int('threads', args.threads, 0);
-const method = args.method === 'minmax' ? 'minmax' : 'percentile';
+const method = args.method === 'percentile' ? 'percentile' : 'minmax';
 if (args.method !== 'minmax' && args.method !== 'percentile')
   throw new RangeError(`'--method' must be one of minmax, percentile, got ${args.method}`);
 const percentile = Number(args.percentile);
