@@ -15,6 +15,7 @@
  * saved by ORT (optimizedModelFilePath) and its op types are printed, so an unfused Q/DQ shows.
  */
 import { parseArgs } from 'node:util';
+import { intFlag } from './int-flag.js';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir, availableParallelism, cpus } from 'node:os';
 import { join } from 'node:path';
@@ -44,12 +45,7 @@ const { values: args } = parseArgs({
   strict: true,
 });
 
-function int(name: string, v: string | undefined, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new RangeError(`'--${name}' must be an integer >= ${min}, got ${v}`);
-  return n;
-}
+const int = intFlag;
 const runs = int('runs', args.runs, 1);
 const warmup = int('warmup', args.warmup, 0);
 const calibCount = int('calib', args.calib, 1);

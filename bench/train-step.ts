@@ -11,6 +11,7 @@
  * step is `pool.step` + `optimizerStep`. Reports the median of `--steps` after `--warmup` steps.
  */
 import { parseArgs } from 'node:util';
+import { intFlag } from './int-flag.js';
 import { availableParallelism } from 'node:os';
 import { readModelSpec, type ModelSpec } from '../models/core/spec.js';
 import { buildGraph, graphCost, initialWeights } from '../models/arch/graph.js';
@@ -42,12 +43,7 @@ const { values: args } = parseArgs({
   strict: true,
 });
 
-function int(name: string, v: string | undefined, min: number): number {
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min)
-    throw new RangeError(`'--${name}' must be an integer >= ${min}, got ${v}`);
-  return n;
-}
+const int = intFlag;
 
 const steps = int('steps', args.steps, 1);
 const warmup = int('warmup', args.warmup, 0);
