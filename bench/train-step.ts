@@ -92,6 +92,7 @@ function makeShards(spec: ModelSpec, images: number, reps: number, mb: number, s
         width: w,
         imagesNhwc: Float32Array.from({ length: n * h * w * 3 }, rnd),
         targets: buildTargets(anns, h, w, 4, spec.classes.length),
+        annotations: anns,
       });
     }
     return out;

@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { ModelSpecSchema } from '../models/core/spec.js';
+import { DistillConfigSchema } from './distill/config.js';
 
 const Synthetic = z.strictObject({
   kind: z.literal('synthetic'),
@@ -161,6 +162,7 @@ export const TrainConfigSchema = z.strictObject({
         .describe('(int) detections kept per image for eval'),
     })
     .default({ every: 1, scoreThreshold: 0.01, maxDetections: 100 }),
+  distill: DistillConfigSchema.optional().describe('knowledge distillation from one or more teachers'),
   checkpointEvery: z.number().int().min(1).default(1).describe('(int) save last.safetensors every N epochs'),
   resume: z.string().optional().describe('(path) checkpoint to resume from (weights, optimiser, epoch)'),
 });

@@ -4,6 +4,9 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { Student } from '../models/arch/student.js';
+import type { Annotation } from '../models/core/detection.js';
+import type { AlignedTeacher, KdRuntime } from './distill/kd-runtime.js';
+import type { KdContext } from './distill/types.js';
 import type { HeadTargets } from './targets.js';
 import type { ParamLayout } from './trainer/param-layout.js';
 import { focalLossSum } from './losses/focal.js';
@@ -29,17 +32,21 @@ export interface LossNormalizers {
   pos: number;
   /** Sum of GIoU regression weights. */
   reg: number;
+  /** Images in the whole batch: KD terms are per-image means, weighted by micro-batch share. */
+  images: number;
 }
 
 /** Sums the normalisers over micro-batches (each at least 1, so an empty batch stays finite). */
 export function batchNormalizers(mbs: MicroBatch[]): LossNormalizers {
   let pos = 0;
   let reg = 0;
+  let images = 0;
   for (const mb of mbs) {
     pos += mb.targets.numPos;
     reg += mb.targets.regWeightSum;
+    images += mb.batch;
   }
-  return { pos: Math.max(1, pos), reg: Math.max(1e-6, reg) };
+  return { pos: Math.max(1, pos), reg: Math.max(1e-6, reg), images: Math.max(1, images) };
 }
 
 /** Input of one micro-step: images already normalised, targets at head resolution. */
@@ -49,6 +56,21 @@ export interface MicroBatch {
   width: number;
   imagesNhwc: Float32Array;
   targets: HeadTargets;
+  /** Boxes per image in input pixels (the KD methods' ground truth). */
+  annotations: Annotation[][];
+  /** Per image, the teacher-cache key (image + augmentation variant), when caching. */
+  cacheKeys?: string[];
+}
+
+/** Distillation inputs of one micro-step. */
+export interface MicroStepKd {
+  runtime: KdRuntime;
+  /** Teacher outputs on the student grids (constants; the caller disposes them). */
+  teachers: AlignedTeacher[];
+  /** Optimiser steps so far. */
+  step: number;
+  /** lambda(t) factor of the schedule: warm-up ramp, 0 after the KD-off point. */
+  ramp: number;
 }
 
 export interface MicroStepResult {
@@ -58,6 +80,8 @@ export interface MicroStepResult {
   losses: Record<string, number>;
   /** BN batch statistics, per BN node: mean and biased variance (flat: all means, then all variances). */
   bnStats: Map<string, { mean: Float32Array; variance: Float32Array }>;
+  /** Discriminator gradients (adversarial KD only), flat in its layout order. */
+  discGrads?: Float32Array;
 }
 
 /**
@@ -71,11 +95,16 @@ export function microStep(
   mb: MicroBatch,
   norm: LossNormalizers,
   w: LossWeights,
+  kd?: MicroStepKd,
 ): MicroStepResult {
   const { targets: t } = mb;
   const bnStats = new Map<string, { mean: Float32Array; variance: Float32Array }>();
   const kept: tf.Tensor[] = [];
-  const vars = student.trainableVariables();
+  const vars = [...student.trainableVariables(), ...(kd ? kd.runtime.variables('student') : [])];
+  // KD terms are per-image means of this micro-batch: weighting by its share of the batch makes
+  // the sum over micro-batches and replicas the batch mean.
+  const share = mb.batch / norm.images;
+  let discCtx: KdContext | undefined;
   const terms: Record<string, tf.Scalar> = {};
   const { value, grads } = tf.variableGrads(() => {
     const x = tf.tensor4d(mb.imagesNhwc, [mb.batch, mb.height, mb.width, 3]);
@@ -109,6 +138,24 @@ export function microStep(
       terms.giou = tf.keep(giou) as tf.Scalar;
       total = total.add(giou.mul(w.giou));
     }
+    if (kd) {
+      const ctx = kd.runtime.context(out, kd.teachers, mb.annotations, kd.step);
+      const kdTerms = kd.runtime.terms(ctx);
+      for (const [name, v] of Object.entries(kdTerms)) {
+        terms[name] = tf.keep(v.mul(share)) as tf.Scalar;
+        if (kd.ramp > 0) total = total.add(v.mul(kd.ramp * share));
+      }
+      if (kd.runtime.cfg.adversarial) {
+        // The discriminator step sees the adapted student features as constants.
+        discCtx = {
+          ...ctx,
+          teachers: ctx.teachers.map((tv) => ({
+            ...tv,
+            neck: tv.neck.map((l) => ({ ...l, adapted: tf.keep(l.adapted.clone()), student: l.student })),
+          })),
+        };
+      }
+    }
     return total as tf.Scalar;
   }, vars);
   const flat = new Float32Array(layout.total);
@@ -117,11 +164,26 @@ export function microStep(
     // A parameter the loss does not reach (possible in distillation setups) gets a zero gradient.
     if (g) flat.set(g.dataSync() as Float32Array, slot.offset);
   });
+  let discGrads: Float32Array | undefined;
+  if (kd && discCtx) {
+    const dvars = kd.runtime.variables('discriminator');
+    const d = tf.variableGrads(() => kd.runtime.discriminatorLoss(discCtx!)!.mul(share) as tf.Scalar, dvars);
+    discGrads = new Float32Array(dvars.reduce((a, v) => a + v.size, 0));
+    let o = 0;
+    for (const v of dvars) {
+      const g = d.grads[v.name];
+      if (g) discGrads.set(g.dataSync() as Float32Array, o);
+      o += v.size;
+    }
+    terms['adversarial.disc'] = tf.keep(d.value) as tf.Scalar;
+    tf.dispose(d.grads);
+    for (const tv of discCtx.teachers) tf.dispose(tv.neck.map((l) => l.adapted));
+  }
   const losses: Record<string, number> = { total: value.dataSync()[0] };
   for (const [k, v] of Object.entries(terms)) losses[k] = v.dataSync()[0];
   value.dispose();
   tf.dispose(grads);
   tf.dispose(Object.values(terms));
   tf.dispose(kept);
-  return { grads: flat, losses, bnStats };
+  return { grads: flat, losses, bnStats, discGrads };
 }

@@ -29,6 +29,12 @@ export interface LoaderOptions {
   seed?: number;
   /** Epoch number, mixed into the seed (default 0). */
   epoch?: number;
+  /**
+   * Seeds the augmentation with this instead of `epoch` (the order still follows `epoch`): with
+   * `augmentEpoch = epoch % V` every image gets one of V fixed augmentations, so teacher outputs
+   * can be cached per (image, variant).
+   */
+  augmentEpoch?: number;
   /** `true` for default augmentation, an options object, or false (default) for plain letterbox. */
   augment?: boolean | AugmentOptions;
   /** Batches prepared ahead while the consumer works (default 2; 0 = load only on demand). */
@@ -168,7 +174,9 @@ class Loader<B extends TrainBatch> implements BatchLoader<B> {
       let annotations: Annotation[];
       let transform: LetterboxTransform | undefined;
       if (this.augment) {
-        const rng = createRng(`augment:${this.opts.seed ?? 0}:${this.opts.epoch ?? 0}:${index}`);
+        const rng = createRng(
+          `augment:${this.opts.seed ?? 0}:${this.opts.augmentEpoch ?? this.opts.epoch ?? 0}:${index}`,
+        );
         ({ image, annotations } = augmentSample(img, sourceAnnotations, this.H, this.W, rng, this.augment));
       } else {
         ({ image, transform } = letterbox(img, this.H, this.W, { mode: this.opts.spec.input.resize }));

@@ -35,6 +35,9 @@ import { statsLayout, trainableLayout, type ParamLayout } from './param-layout.j
 import { ReplicaPool } from './replica-pool.js';
 import { learningRate } from './schedule.js';
 import { createEma, emaUpdate, type EmaState } from './ema.js';
+import { KD_CHECKPOINT_PREFIX, kdInitialFlat, kdLayout } from '../distill/kd-params.js';
+import type { StepKd } from './replica-protocol.js';
+import { createHash } from 'node:crypto';
 
 export interface RunTrainingOptions {
   onEvent?: (e: ProgressEvent) => void;
@@ -90,6 +93,7 @@ export function shardBatch(
   micro: number,
   stride: number,
   numClasses: number,
+  cacheKeys?: string[],
 ): MicroBatch[][] {
   const shards: MicroBatch[][] = Array.from({ length: replicas }, () => []);
   const per = Math.ceil(batch.size / replicas);
@@ -105,6 +109,8 @@ export function shardBatch(
         width: batch.width,
         imagesNhwc: batch.imagesNhwc.slice(s * imgLen, e * imgLen),
         targets: buildTargets(batch.annotations.slice(s, e), batch.height, batch.width, stride, numClasses),
+        annotations: batch.annotations.slice(s, e),
+        cacheKeys: cacheKeys?.slice(s, e),
       });
     }
   }
@@ -193,7 +199,72 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
 
   const workers = cfg.workers || Math.max(1, availableParallelism());
   const lossWeights: LossWeights = cfg.loss;
-  const pool = await ReplicaPool.start(spec, workers, cfg.backend, lossWeights);
+  const distill = cfg.distill;
+  const pool = await ReplicaPool.start(spec, workers, cfg.backend, lossWeights, distill);
+  // Distillation: adapters and method modules train with the student (appended to its flat
+  // parameters, same optimiser); discriminators have their own Adam. Neither is exported.
+  const kdSpecs = pool.info.kdSpecs ?? [];
+  const kdStudent = kdLayout(kdSpecs, 'student', tLayout.total);
+  const kdDisc = kdLayout(kdSpecs, 'discriminator');
+  const fullLayout: ParamLayout = {
+    slots: [...tLayout.slots, ...kdStudent.slots],
+    total: tLayout.total + kdStudent.total,
+  };
+  let disc: Float32Array = new Float32Array(0);
+  let discOpt: ReturnType<typeof createOptimizerState> | undefined;
+  const discCfg: OptimizerConfig | undefined = distill?.adversarial
+    ? {
+        kind: 'adamw',
+        lr: distill.adversarial.lr,
+        beta1: distill.adversarial.beta1,
+        beta2: distill.adversarial.beta2,
+        epsilon: 1e-8,
+        weightDecay: 0,
+      }
+    : undefined;
+  if (kdSpecs.length) {
+    const fromCk = cfg.resume ? loadCheckpoint(cfg.resume) : undefined;
+    const restore = (layout: ParamLayout, init: Float32Array): Float32Array => {
+      if (!fromCk) return init;
+      const shift = layout.slots[0]?.offset ?? 0;
+      const out = new Float32Array(layout.total);
+      for (const sl of layout.slots) {
+        const t = fromCk.params.get(KD_CHECKPOINT_PREFIX + sl.name);
+        const src =
+          t && t.data.length === sl.length
+            ? t.data
+            : init.subarray(sl.offset - shift, sl.offset - shift + sl.length);
+        out.set(src, sl.offset - shift);
+      }
+      return out;
+    };
+    const kdInit: Float32Array = restore(kdStudent, kdInitialFlat(kdSpecs, 'student', cfg.seed));
+    const joined = new Float32Array(fullLayout.total);
+    joined.set(params);
+    joined.set(kdInit, tLayout.total);
+    params = joined as Float32Array;
+    disc = restore(kdDisc, kdInitialFlat(kdSpecs, 'discriminator', cfg.seed));
+    if (discCfg) discOpt = createOptimizerState(discCfg, disc.length);
+    if (opt.m.length !== fullLayout.total) {
+      // A resumed student-only optimiser state: keep it for the student, start the KD part fresh.
+      const fresh = createOptimizerState(optCfg, fullLayout.total);
+      fresh.m.set(opt.m.subarray(0, Math.min(opt.m.length, fresh.m.length)));
+      if (opt.v && fresh.v) fresh.v.set(opt.v.subarray(0, Math.min(opt.v.length, fresh.v.length)));
+      opt = { ...fresh, step: opt.step };
+    }
+    if (ema) {
+      const shadow = new Float32Array(fullLayout.total);
+      shadow.set(ema.shadow.subarray(0, Math.min(ema.shadow.length, tLayout.total)));
+      shadow.set(kdInit, tLayout.total);
+      ema = { ...ema, shadow };
+    }
+  }
+  const fullDecay = kdSpecs.length ? decayMask(fullLayout) : decay;
+  // Cache keys: the training source, the sample, the seed and the augmentation variant.
+  const dataKey = createHash('sha1')
+    .update(JSON.stringify({ data: cfg.data.train, aug: cfg.train.augment, seed: cfg.seed }))
+    .digest('hex')
+    .slice(0, 16);
   const stepsPerEpoch =
     cfg.train.batchSize > trainSet.samples.length
       ? 1
@@ -218,6 +289,16 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
     const p = new Map<string, NamedTensor>();
     fromFlat(tLayout, params, p);
     fromFlat(sLayout, stats, p);
+    for (const sl of kdStudent.slots)
+      p.set(KD_CHECKPOINT_PREFIX + sl.name, {
+        shape: sl.shape,
+        data: params.slice(sl.offset, sl.offset + sl.length),
+      });
+    for (const sl of kdDisc.slots)
+      p.set(KD_CHECKPOINT_PREFIX + sl.name, {
+        shape: sl.shape,
+        data: disc.slice(sl.offset, sl.offset + sl.length),
+      });
     const e = new Map<string, NamedTensor>();
     if (ema) fromFlat(tLayout, ema.shadow, e);
     const state: TrainerState = {
@@ -232,6 +313,23 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
     return { spec, params: p, ema: e, optimizer: { m: opt.m, v: opt.v }, state };
   };
   const evalWeights = () => ema?.shadow ?? params;
+  const kdWarmSteps = distill ? Math.min(Math.round(distill.warmupEpochs * stepsPerEpoch), 2000) : 0;
+  const kdStopStep = distill
+    ? distill.stopFraction >= 1
+      ? Infinity
+      : Math.floor(distill.stopFraction * totalSteps)
+    : 0;
+  const kdStep = (): StepKd | undefined =>
+    distill
+      ? {
+          step: globalStep,
+          ramp: globalStep >= kdStopStep ? 0 : kdWarmSteps > 0 ? Math.min(1, globalStep / kdWarmSteps) : 1,
+          active: globalStep < kdStopStep,
+          disc,
+        }
+      : undefined;
+  let teacherMsSum: number;
+  let cacheStats: { hits: number; misses: number } | undefined;
 
   let metrics: Record<string, number> | undefined;
   let bestScore = -Infinity;
@@ -243,12 +341,14 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
       emit({ kind: 'epoch-start', epoch: epoch + 1, epochs: cfg.train.epochs, steps: stepsPerEpoch });
       const sums: Record<string, number> = {};
       let steps = 0;
+      teacherMsSum = 0;
       const loader = createLoader(trainSet, {
         spec,
         batchSize: cfg.train.batchSize,
         shuffle: true,
         seed: cfg.seed,
         epoch,
+        augmentEpoch: distill?.cache ? epoch % distill.cache.variants : epoch,
         // Boxes cut below 30% visible become ignore regions: the pixels of a half-visible person must
         // not be taught as background.
         augment: cfg.train.augment ? { partialAsIgnore: true } : false,
@@ -258,8 +358,15 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
       });
       for await (const batch of loader) {
         const tStep = performance.now();
-        const shards = shardBatch(batch, pool.size, cfg.train.microBatch, stride, C);
-        const r = await pool.step(params, shards, batchNormalizers(shards.flat()));
+        const variant = distill?.cache ? epoch % distill.cache.variants : epoch;
+        const keys = distill?.cache
+          ? batch.ids.map((id) => `${dataKey}|${id}|v${variant}|${spec.input.height}x${spec.input.width}`)
+          : undefined;
+        const shards = shardBatch(batch, pool.size, cfg.train.microBatch, stride, C, keys);
+        const kd = kdStep();
+        const r = await pool.step(params, shards, batchNormalizers(shards.flat()), kd);
+        teacherMsSum += r.teacherMs;
+        if (r.cache) cacheStats = r.cache;
         if (!Number.isFinite(r.losses.total)) {
           throw new EdgekdError(
             'ERR_TRAIN_DIVERGED',
@@ -268,7 +375,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
         }
         const gradNorm = clipGradNorm(r.grads, cfg.train.gradClip);
         const lr = learningRate(schedule, globalStep);
-        optimizerStep(optCfg, opt, params, r.grads, decay, lr);
+        optimizerStep(optCfg, opt, params, r.grads, fullDecay, lr);
+        if (discCfg && discOpt && r.discGrads && kd?.active)
+          optimizerStep(discCfg, discOpt, disc, r.discGrads, new Uint8Array(disc.length), discCfg.lr);
         if (ema) emaUpdate(ema, params, cfg.train.ema, cfg.train.emaRampSteps);
         const m = cfg.train.bnMomentum;
         for (let i = 0; i < stats.length; i++) stats[i] = m * stats[i] + (1 - m) * r.batchStats[i];
@@ -310,6 +419,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
           seconds,
           lr: learningRate(schedule, Math.max(0, globalStep - 1)),
           losses: avg,
+          ...(distill
+            ? { kd: { teacherMsPerStep: teacherMsSum / Math.max(1, steps), cache: cacheStats } }
+            : {}),
           ...(epochMetrics ? { eval: epochMetrics } : {}),
         }) + '\n',
       );

@@ -8,7 +8,9 @@ import { Worker } from 'node:worker_threads';
 import type { ModelSpec } from '../../models/core/spec.js';
 import { EdgekdError, ProviderUnavailableError, ConfigError } from '../../models/core/errors.js';
 import type { LossNormalizers, LossWeights, MicroBatch } from '../step.js';
-import type { BackendPref, ReplicaRequest, ReplicaResponse } from './replica-protocol.js';
+import type { DistillConfig } from '../distill/config.js';
+import type { KdParamSpec } from '../distill/types.js';
+import type { BackendPref, ReplicaRequest, ReplicaResponse, StepKd } from './replica-protocol.js';
 
 type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never;
 type StepDone = Extract<ReplicaResponse, { type: 'step-done' }>;
@@ -62,10 +64,11 @@ class Replica {
     spec: ModelSpec,
     backend: BackendPref,
     lossWeights: LossWeights,
+    distill?: DistillConfig,
   ): Promise<Extract<ReplicaResponse, { type: 'ready' }>> {
     return new Promise((resolve, reject) => {
       this.initWaiter = { resolve: resolve as (r: ReplicaResponse) => void, reject };
-      this.worker.postMessage({ type: 'init', spec, backend, lossWeights } satisfies ReplicaRequest);
+      this.worker.postMessage({ type: 'init', spec, backend, lossWeights, distill } satisfies ReplicaRequest);
     });
   }
 
@@ -91,6 +94,8 @@ export interface ReplicaPoolInfo {
   detail: string;
   fallbacks: { name: string; reason: string }[];
   replicas: number;
+  /** Training-only KD parameters declared by the workers (distillation only). */
+  kdSpecs?: KdParamSpec[];
 }
 
 export interface PoolStepResult {
@@ -101,6 +106,12 @@ export interface PoolStepResult {
   batchStats: Float32Array;
   /** Slowest replica's compute time, ms. */
   computeMs: number;
+  /** Discriminator gradients (adversarial KD). */
+  discGrads?: Float32Array;
+  /** Slowest replica's time producing teacher outputs, ms. */
+  teacherMs: number;
+  /** Teacher-cache hits and misses so far, summed over replicas. */
+  cache?: { hits: number; misses: number };
 }
 
 export class ReplicaPool {
@@ -118,18 +129,26 @@ export class ReplicaPool {
     count: number,
     backend: BackendPref,
     lossWeights: LossWeights,
+    distill?: DistillConfig,
   ): Promise<ReplicaPool> {
     if (!Number.isInteger(count) || count < 1)
       throw new RangeError(`'workers' must be an integer >= 1, got ${count}`);
     const replicas = Array.from({ length: count }, () => new Replica());
     try {
-      const ready = await Promise.all(replicas.map((r) => r.init(spec, backend, lossWeights)));
+      // Start one replica first: its teacher load (model parse, cache folder) then warms the OS
+      // file cache for the others, and a bad teacher config fails once, not N times.
+      const first = await replicas[0].init(spec, backend, lossWeights, distill);
+      const rest = await Promise.all(
+        replicas.slice(1).map((r) => r.init(spec, backend, lossWeights, distill)),
+      );
+      const ready = [first, ...rest];
       const r0 = ready[0];
       return new ReplicaPool(replicas, {
         backend: r0.backend,
         detail: r0.detail,
         fallbacks: r0.fallbacks,
         replicas: count,
+        kdSpecs: r0.kdSpecs,
       });
     } catch (e) {
       await Promise.all(replicas.map((r) => r.terminate()));
@@ -149,24 +168,38 @@ export class ReplicaPool {
     trainable: Float32Array,
     shards: MicroBatch[][],
     norm: LossNormalizers,
+    kd?: StepKd,
   ): Promise<PoolStepResult> {
     const work = shards
       .map((mbs, i) => ({ mbs, r: this.replicas[i] }))
       .filter((x) => x.mbs.length > 0)
-      .map(({ mbs, r }) => r.request<StepDone>({ type: 'step', trainable, microBatches: mbs, norm }));
+      .map(({ mbs, r }) => r.request<StepDone>({ type: 'step', trainable, microBatches: mbs, norm, kd }));
     const done = await Promise.all(work);
     const grads = done[0].grads;
     const losses: Record<string, number> = { ...done[0].losses };
     const batchStats = done[0].statsWeighted;
     let images = done[0].images;
+    const discGrads = done[0].discGrads;
+    let cache = done[0].cache ? { ...done[0].cache } : undefined;
     for (const d of done.slice(1)) {
+      if (discGrads && d.discGrads) for (let i = 0; i < discGrads.length; i++) discGrads[i] += d.discGrads[i];
+      if (cache && d.cache)
+        cache = { hits: cache.hits + d.cache.hits, misses: cache.misses + d.cache.misses };
       for (let i = 0; i < grads.length; i++) grads[i] += d.grads[i];
       for (let i = 0; i < batchStats.length; i++) batchStats[i] += d.statsWeighted[i];
       for (const [k, v] of Object.entries(d.losses)) losses[k] = (losses[k] ?? 0) + v;
       images += d.images;
     }
     for (let i = 0; i < batchStats.length; i++) batchStats[i] /= images;
-    return { grads, losses, batchStats, computeMs: Math.max(...done.map((d) => d.ms)) };
+    return {
+      grads,
+      losses,
+      batchStats,
+      computeMs: Math.max(...done.map((d) => d.ms)),
+      discGrads,
+      teacherMs: Math.max(...done.map((d) => d.teacherMs)),
+      cache,
+    };
   }
 
   /** Inference-mode forward of a batch on one replica (round-robin), heatmap after sigmoid. */

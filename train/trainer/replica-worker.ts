@@ -7,6 +7,8 @@ import * as tf from '@tensorflow/tfjs';
 import { Student } from '../../models/arch/student.js';
 import { selectBackend } from '../backend/index.js';
 import { microStep, type LossWeights } from '../step.js';
+import { KdRuntime } from '../distill/kd-runtime.js';
+import { kdLayout } from '../distill/kd-params.js';
 import { statsLayout, trainableLayout, type ParamLayout } from './param-layout.js';
 import type { ReplicaRequest, ReplicaResponse } from './replica-protocol.js';
 
@@ -17,6 +19,9 @@ let student: Student | undefined;
 let trainable: ParamLayout;
 let stats: ParamLayout;
 let lossWeights: LossWeights;
+let kd: KdRuntime | undefined;
+/** Student trainables followed by the KD 'student'-group parameters. */
+let combined: ParamLayout;
 
 function send(msg: ReplicaResponse, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
@@ -39,19 +44,61 @@ async function handle(msg: ReplicaRequest): Promise<void> {
       trainable = trainableLayout(student.graph);
       stats = statsLayout(student.graph);
       lossWeights = msg.lossWeights;
-      send({ type: 'ready', backend: sel.name, detail: sel.detail, fallbacks: sel.fallbacks });
+      combined = trainable;
+      if (msg.distill) {
+        kd = await KdRuntime.create(msg.distill, msg.spec);
+        const extra = kdLayout(kd.specs, 'student', trainable.total);
+        combined = { slots: [...trainable.slots, ...extra.slots], total: trainable.total + extra.total };
+      }
+      send({
+        type: 'ready',
+        backend: sel.name,
+        detail: sel.detail,
+        fallbacks: sel.fallbacks,
+        kdSpecs: kd?.specs,
+      });
       return;
     }
     case 'step': {
       const t0 = performance.now();
       loadFlat(trainable, msg.trainable);
-      const grads = new Float32Array(trainable.total);
+      const kdOn = kd !== undefined && msg.kd?.active === true;
+      if (kd && kdOn) {
+        kd.loadFlat('student', msg.trainable.subarray(trainable.total));
+        kd.loadFlat('discriminator', msg.kd!.disc);
+      }
+      const layout = kdOn ? combined : trainable;
+      const grads = new Float32Array(msg.trainable.length);
+      const discGrads = kdOn && msg.kd!.disc.length ? new Float32Array(msg.kd!.disc.length) : undefined;
       const statsWeighted = new Float32Array(stats.total);
       const losses: Record<string, number> = {};
       let images = 0;
+      let teacherMs = 0;
       for (const mb of msg.microBatches) {
-        const r = microStep(student!, trainable, mb, msg.norm, lossWeights);
-        for (let i = 0; i < grads.length; i++) grads[i] += r.grads[i];
+        let teachers;
+        if (kd && kdOn) {
+          const tt = performance.now();
+          teachers = await kd.teacherOutputs(mb.imagesNhwc, mb.batch, mb.cacheKeys);
+          teacherMs += performance.now() - tt;
+        }
+        let r;
+        try {
+          r = microStep(
+            student!,
+            layout,
+            mb,
+            msg.norm,
+            lossWeights,
+            kd && teachers ? { runtime: kd, teachers, step: msg.kd!.step, ramp: msg.kd!.ramp } : undefined,
+          );
+        } finally {
+          if (teachers)
+            for (const t of teachers)
+              tf.dispose([...t.neck.values(), ...t.backbone.values(), ...(t.headProb ? [t.headProb] : [])]);
+        }
+        for (let i = 0; i < r.grads.length; i++) grads[i] += r.grads[i];
+        if (discGrads && r.discGrads)
+          for (let i = 0; i < discGrads.length; i++) discGrads[i] += r.discGrads[i];
         for (const [k, v] of Object.entries(r.losses)) losses[k] = (losses[k] ?? 0) + v;
         for (const slot of stats.slots) {
           // Stats slots come in pairs per BN node: '<bn>.movingMean' then '<bn>.movingVariance'.
@@ -64,7 +111,18 @@ async function handle(msg: ReplicaRequest): Promise<void> {
         images += mb.batch;
       }
       send(
-        { type: 'step-done', id: msg.id, grads, losses, statsWeighted, images, ms: performance.now() - t0 },
+        {
+          type: 'step-done',
+          id: msg.id,
+          grads,
+          losses,
+          statsWeighted,
+          images,
+          ms: performance.now() - t0,
+          discGrads,
+          teacherMs,
+          cache: kd?.cacheStats(),
+        },
         [grads.buffer as ArrayBuffer, statsWeighted.buffer as ArrayBuffer],
       );
       return;
