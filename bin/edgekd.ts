@@ -24,6 +24,14 @@ const COMMANDS: Record<string, Command> = {
     summary: 'data tools: `data synth` (synthetic COCO set), `data frames` (video to JPEGs)',
     run: async (a) => (await import('../train/cli.js')).dataCommand(a),
   },
+  label: {
+    summary: 'teacher pseudo-labels: run a teacher over video frames or images, write COCO JSON',
+    run: async (a) => (await import('../train/cli-kd.js')).labelCommand(a),
+  },
+  ablate: {
+    summary: 'KD ablation: train no-kd and each KD method over seeds, report AP/MR^-2 table + chart',
+    run: async (a) => (await import('../train/cli-kd.js')).ablateCommand(a),
+  },
   export: {
     summary: 'export a checkpoint to ONNX (heads or decoded boxes) with a model card and parity check',
     run: async (a) => (await import('../export/cli.js')).exportCommand(a),
