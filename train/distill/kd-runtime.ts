@@ -186,6 +186,16 @@ export class KdRuntime {
     }
   }
 
+  /** Names of the cached maps this run's methods read (an entry may hold more). */
+  private neededMaps(p: TeacherPlan): Set<string> {
+    const names = new Set<string>();
+    for (const lp of p.neck) if (!lp.synthetic) names.add(`neck/${lp.level}`);
+    if (p === this.plans[0] && this.cfg.hkd && this.cfg.hkd.backbone > 0)
+      for (const lp of p.backbone) names.add(`backbone/${lp.level}`);
+    if (p.head) names.add('head');
+    return names;
+  }
+
   /** Cache hit/miss counters summed over teachers. */
   cacheStats(): { hits: number; misses: number } {
     let hits = 0;
@@ -237,7 +247,7 @@ export class KdRuntime {
     for (const p of this.plans) {
       let perImage: CachedMap[][] | undefined;
       if (p.cache && cacheKeys) {
-        const hits = cacheKeys.map((k) => p.cache!.get(k));
+        const hits = cacheKeys.map((k) => p.cache!.get(k, this.neededMaps(p)));
         if (hits.every((h) => h !== undefined)) perImage = hits as CachedMap[][];
       }
       if (!perImage) {
@@ -260,7 +270,9 @@ export class KdRuntime {
             tf.image.resizeBilinear(neck.get((lp.level + 1) as Level)!, this.grid(lp.stride), false, true),
           );
       const backbone = new Map<Level, tf.Tensor4D>();
-      for (const lp of p.backbone) backbone.set(lp.level, stack(`backbone/${lp.level}`));
+      const needed = this.neededMaps(p);
+      for (const lp of p.backbone)
+        if (needed.has(`backbone/${lp.level}`)) backbone.set(lp.level, stack(`backbone/${lp.level}`));
       const headProb = p.head && perImage[0].some((m) => m.name === 'head') ? stack('head') : undefined;
       result.push({ neck, backbone, headProb });
     }
