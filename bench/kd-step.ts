@@ -6,7 +6,7 @@
  *
  *   npm run bench:kd-step -- [--student train/configs/ped-tiny.spec.json]
  *     [--teacher runs/teacher-tiny/last.safetensors | centernet | TEACHER.json]
- *     [--batch 16] [--micro 8] [--steps 3] [--warmup 1] [--replicas N]
+ *     [--batch 16] [--micro 8] [--steps 3] [--warmup 1] [--replicas N] [--project 0]
  *
  * KD = the combined default recipe (RM + PFI, HMKD matching + fg/bg, HPL relations). Synthetic
  * seeded images; the cached mode fills the cache in an untimed pass, then times cache hits.
@@ -37,6 +37,7 @@ const { values: args } = parseArgs({
     steps: { type: 'string', default: '3' },
     warmup: { type: 'string', default: '1' },
     replicas: { type: 'string', default: String(Math.max(1, Math.min(availableParallelism(), 8))) },
+    project: { type: 'string', default: '0' },
   },
   strict: true,
 });
@@ -45,6 +46,7 @@ const warmup = intFlag('warmup', args.warmup, 0);
 const batch = intFlag('batch', args.batch, 1);
 const micro = intFlag('micro', args.micro, 1);
 const replicas = intFlag('replicas', args.replicas, 1);
+const project = intFlag('project', args.project, 0);
 
 const LOSS: LossWeights = TrainConfigSchema.shape.loss.parse(undefined);
 const OPT = { kind: 'adamw', lr: 2e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-8, weightDecay: 5e-4 } as const;
@@ -103,6 +105,7 @@ async function measure(spec: ModelSpec, mode: 'none' | 'kd' | 'kd-cache', cacheD
       : DistillConfigSchema.parse({
           teachers: [teacherConfig(args.teacher!)],
           ...DEFAULT_RECIPE,
+          projectChannels: project,
           ...(mode === 'kd-cache' ? { cache: { dir: cacheDir, variants: 1 } } : {}),
         });
   const graph = buildGraph(spec);
@@ -149,7 +152,8 @@ const spec = readModelSpec(args.student!);
 const cacheDir = mkdtempSync(join(tmpdir(), 'edgekd-kdbench-'));
 console.log(
   `kd-step bench: student ${spec.name} ${spec.input.height}x${spec.input.width}, teacher ${args.teacher}, batch ${batch}, ` +
-    `micro-batch ${micro}, ${replicas} replica(s), ${warmup} warm-up + ${steps} timed steps (median); KD = combined default recipe`,
+    `micro-batch ${micro}, ${replicas} replica(s), ${warmup} warm-up + ${steps} timed steps (median); KD = combined default recipe` +
+    (project > 0 ? `, teacher features projected to ${project} channels` : ''),
 );
 try {
   const rows = [

@@ -10,7 +10,11 @@ import type { ModelSpec } from '../models/core/spec.js';
 export type ProviderName = 'tensorrt' | 'cuda' | 'webgpu' | 'cpu';
 
 export interface DetectorOptions {
-  /** Preference list, tried in order (default: every provider this build has, best first, then cpu). */
+  /**
+   * Preference list, tried in order (default: every provider this build has, best first, then cpu).
+   * "Has" means the provider library loads: tensorrt / cuda when their shared libraries are
+   * installed; webgpu (experimental in onnxruntime-node) is tried only when listed.
+   */
   providers?: ProviderName[];
   /** CUDA / TensorRT device id (default 0). */
   deviceId?: number;
@@ -26,6 +30,16 @@ export interface DetectorOptions {
   maxDetections?: number;
   /** Keep only these class ids (default: all). */
   classes?: number[];
+  /**
+   * Class-aware NMS IoU threshold applied after decoding (default: none; CenterNet's max-pool
+   * peak picking needs no NMS, a plain ONNX detector that returns overlapping candidates does).
+   */
+  nmsIouThreshold?: number;
+  /**
+   * Whether ORT's idle intra-op threads spin after a run (default: only when the sessions'
+   * threads leave a core free; spinning steals cores from other sessions and pre/post-processing).
+   */
+  allowSpinning?: boolean;
 }
 
 /** Maps network-input pixels back to source pixels (letterbox or stretch). */
@@ -61,6 +75,8 @@ export interface StageTimings {
   postMs: number;
   /** Wall time of the call, including queueing and thread hops. */
   totalMs: number;
+  /** Thread hop: message round trip to the session worker minus inferMs (queueing excluded). */
+  hopMs?: number;
 }
 
 export interface DetectResult {

@@ -50,6 +50,7 @@ const SharedDistillSchema = DistillConfigSchema.pick({
   cache: true,
   warmupEpochs: true,
   stopFraction: true,
+  projectChannels: true,
 });
 
 const VariantSchema = z.preprocess(

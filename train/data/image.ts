@@ -6,13 +6,24 @@
  */
 import { readFile } from 'node:fs/promises';
 import sharp from 'sharp';
-import type { BoxXyxy } from '../../models/core/detection.js';
 import { DataFormatError } from '../../models/core/errors.js';
 import { resampleAxisAligned } from './resample.js';
-import type { LetterboxTransform, RgbImage } from './types.js';
+import {
+  LETTERBOX_PAD,
+  letterboxTransform,
+  type LetterboxTransform,
+  type ResizeMode,
+} from '../../models/core/letterbox.js';
+import type { RgbImage } from './types.js';
 
-/** Grey used for padding, as in YOLO-family letterboxing. */
-export const LETTERBOX_PAD = 114;
+// The geometry lives in models/core so that the runtime maps boxes with the same definition.
+export {
+  LETTERBOX_PAD,
+  boxToNetwork,
+  boxToSource,
+  letterboxTransform,
+  type ResizeMode,
+} from '../../models/core/letterbox.js';
 
 function isNotFound(e: unknown): boolean {
   return typeof e === 'object' && e !== null && (e as { code?: unknown }).code === 'ENOENT';
@@ -82,51 +93,6 @@ export async function readImageSize(path: string): Promise<{ width: number; heig
   }
 }
 
-/** How a source image is fitted into the network input (the model spec's `input.resize`). */
-export type ResizeMode = 'letterbox' | 'stretch';
-
-/**
- * The source -> network transform without touching pixels. `letterbox` keeps the aspect ratio
- * (scaled size rounded to whole pixels, centred, padding split with the extra pixel right/bottom);
- * `stretch` fills the input.
- */
-export function letterboxTransform(
-  srcWidth: number,
-  srcHeight: number,
-  height: number,
-  width: number,
-  mode: ResizeMode = 'letterbox',
-): LetterboxTransform {
-  if (!(srcWidth > 0 && srcHeight > 0))
-    throw new RangeError(`source size must be positive, got ${srcWidth}x${srcHeight}`);
-  if (!(width > 0 && height > 0))
-    throw new RangeError(`'height'/'width' must be positive, got ${height}x${width}`);
-  if (mode === 'stretch')
-    return {
-      srcWidth,
-      srcHeight,
-      width,
-      height,
-      scaleX: width / srcWidth,
-      scaleY: height / srcHeight,
-      padX: 0,
-      padY: 0,
-    };
-  const s = Math.min(width / srcWidth, height / srcHeight);
-  const newW = Math.max(1, Math.min(width, Math.round(srcWidth * s)));
-  const newH = Math.max(1, Math.min(height, Math.round(srcHeight * s)));
-  return {
-    srcWidth,
-    srcHeight,
-    width,
-    height,
-    scaleX: newW / srcWidth,
-    scaleY: newH / srcHeight,
-    padX: Math.floor((width - newW) / 2),
-    padY: Math.floor((height - newH) / 2),
-  };
-}
-
 /**
  * Letterboxes (or stretches) an image to the network input size.
  * @param height - network input height in pixels.
@@ -149,21 +115,4 @@ export function letterbox(
     { pad: opts.pad ?? LETTERBOX_PAD },
   );
   return { image, transform: t };
-}
-
-/** Maps a source-pixel box into network-input pixels (not clipped). */
-export function boxToNetwork(b: BoxXyxy, t: LetterboxTransform): BoxXyxy {
-  return [
-    b[0] * t.scaleX + t.padX,
-    b[1] * t.scaleY + t.padY,
-    b[2] * t.scaleX + t.padX,
-    b[3] * t.scaleY + t.padY,
-  ];
-}
-
-/** Maps a network-input box (e.g. a detection) back to source pixels, clipped to the source image. */
-export function boxToSource(b: BoxXyxy, t: LetterboxTransform): BoxXyxy {
-  const cx = (v: number) => Math.min(t.srcWidth, Math.max(0, (v - t.padX) / t.scaleX));
-  const cy = (v: number) => Math.min(t.srcHeight, Math.max(0, (v - t.padY) / t.scaleY));
-  return [cx(b[0]), cy(b[1]), cx(b[2]), cy(b[3])];
 }

@@ -5,6 +5,10 @@
  * plain typed arrays that the trainer wraps in tensors.
  */
 import type { Annotation } from '../../models/core/detection.js';
+import type { LetterboxTransform } from '../../models/core/letterbox.js';
+
+/** Re-exported: the source -> network transform is defined once, in models/core. */
+export type { LetterboxTransform } from '../../models/core/letterbox.js';
 
 /** A decoded image: `data` is HWC, 3 channels, RGB, uint8, length `height * width * 3`. */
 export interface RgbImage {
@@ -71,25 +75,6 @@ export interface TrainBatch {
   imagesNhwc: Float32Array;
   annotations: Annotation[][];
   ids: string[];
-}
-
-/**
- * How a source image was placed into the network input: `xNet = xSrc * scaleX + padX`,
- * `yNet = ySrc * scaleY + padY` (continuous pixel-edge coordinates, so box corners map exactly).
- * For `letterbox`, scaleX and scaleY differ from the nominal fit scale only by the rounding of the
- * resized size to whole pixels; for `stretch` they differ by the aspect change and pads are 0.
- */
-export interface LetterboxTransform {
-  srcWidth: number;
-  srcHeight: number;
-  /** Network input width / height. */
-  width: number;
-  height: number;
-  scaleX: number;
-  scaleY: number;
-  /** Left / top padding in network pixels (whole pixels). */
-  padX: number;
-  padY: number;
 }
 
 /** A non-augmented batch for evaluation: also carries what is needed to map back to source pixels. */

@@ -151,6 +151,14 @@ export type HmkdConfig = z.output<typeof HmkdConfigSchema>;
 
 export const DistillConfigSchema = z.strictObject({
   teachers: z.array(TeacherConfigSchema).min(1).describe('teachers; the first is the primary one'),
+  projectChannels: z
+    .number()
+    .int()
+    .min(0)
+    .default(0)
+    .describe(
+      '(int) project teacher features wider than this onto this many channels with a frozen seeded orthonormal matrix (cheaper KD and cache; 0 = off)',
+    ),
   warmupEpochs: z.number().min(0).default(1).describe('(number) linear ramp of every KD weight from 0'),
   stopFraction: z
     .number()

@@ -5,6 +5,7 @@
  * when configured) and builds each micro-batch's KdContext for the methods.
  */
 import * as tf from '@tensorflow/tfjs';
+import seedrandom from 'seedrandom';
 import { graphCost } from '../../models/arch/graph.js';
 import type { StudentOutput } from '../../models/arch/student.js';
 import type { Annotation } from '../../models/core/detection.js';
@@ -49,19 +50,56 @@ export interface AlignedTeacher {
   headProb?: tf.Tensor4D;
 }
 
+/**
+ * A frozen [c, k] matrix with orthonormal columns (seeded Gaussian, Gram-Schmidt): projecting a
+ * wide teacher onto it keeps its geometry (distances, correlations) up to the dropped subspace,
+ * and nothing about it is trained, so it cannot collapse (§2.3).
+ */
+export function orthonormalProjection(c: number, k: number, seed: string): Float32Array {
+  const rng = seedrandom(`edgekd-proj-${seed}-${c}x${k}`);
+  const cols: Float64Array[] = [];
+  for (let j = 0; j < k; j++) {
+    const v = new Float64Array(c);
+    for (let i = 0; i < c; i++) {
+      const u = Math.max(rng(), 1e-12);
+      v[i] = Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rng());
+    }
+    for (const q of cols) {
+      let d = 0;
+      for (let i = 0; i < c; i++) d += v[i] * q[i];
+      for (let i = 0; i < c; i++) v[i] -= d * q[i];
+    }
+    let n = 0;
+    for (let i = 0; i < c; i++) n += v[i] * v[i];
+    n = Math.sqrt(n);
+    for (let i = 0; i < c; i++) v[i] /= n;
+    cols.push(v);
+  }
+  const out = new Float32Array(c * k);
+  for (let i = 0; i < c; i++) for (let j = 0; j < k; j++) out[i * k + j] = cols[j][i];
+  return out;
+}
+
 function planLevels(
   strides: ReadonlyMap<number, number>,
   allowSynthetic: boolean,
   what: string,
   teacherName: string,
+  project: number,
 ): LevelPlan[] {
   const out: LevelPlan[] = [];
   for (const level of LEVELS) {
     const stride = LEVEL_STRIDES[level];
-    const c = strides.get(stride);
+    const raw = strides.get(stride);
+    const c = raw !== undefined && project > 0 ? Math.min(raw, project) : raw;
     if (c !== undefined) out.push({ level, stride, channels: c, synthetic: false });
     else if (allowSynthetic && level === 2 && strides.has(8))
-      out.push({ level, stride, channels: strides.get(8)!, synthetic: true });
+      out.push({
+        level,
+        stride,
+        channels: project > 0 ? Math.min(strides.get(8)!, project) : strides.get(8)!,
+        synthetic: true,
+      });
   }
   if (what === 'neck' && out.length === 0)
     throw new ConfigError(
@@ -143,11 +181,11 @@ export class KdRuntime {
           cache: cfg.cache
             ? new TeacherCache(
                 cfg.cache.dir,
-                `${teacher.fingerprint}-${spec.input.height}x${spec.input.width}`,
+                `${teacher.fingerprint}-${spec.input.height}x${spec.input.width}${cfg.projectChannels > 0 ? `-p${cfg.projectChannels}` : ''}`,
               )
             : undefined,
-          neck: planLevels(teacher.neckChannels, true, 'neck', tc.name),
-          backbone: planLevels(teacher.backboneChannels, false, 'backbone', tc.name),
+          neck: planLevels(teacher.neckChannels, true, 'neck', tc.name, cfg.projectChannels),
+          backbone: planLevels(teacher.backboneChannels, false, 'backbone', tc.name, cfg.projectChannels),
           head: teacher.headClasses.length > 0,
         });
       }
@@ -216,12 +254,18 @@ export class KdRuntime {
     const { height, width } = this.spec.input;
     const out = await p.teacher.run(denormalize(this.spec, images), batch, height, width);
     const perImage: CachedMap[][] = Array.from({ length: batch }, () => []);
-    const add = (name: string, m: FeatureMap, grid: [number, number]) => {
+    const k = this.cfg.projectChannels;
+    const add = (name: string, m: FeatureMap, grid: [number, number], feature = true) => {
       const aligned = tf.tidy(() => {
         const t = toTensor(m);
-        return t.shape[1] === grid[0] && t.shape[2] === grid[1]
-          ? t
-          : tf.image.resizeBilinear(t, grid, false, true);
+        const a =
+          t.shape[1] === grid[0] && t.shape[2] === grid[1]
+            ? t
+            : tf.image.resizeBilinear(t, grid, false, true);
+        const c = a.shape[3];
+        if (!feature || k <= 0 || c <= k) return a;
+        const proj = tf.tensor2d(orthonormalProjection(c, k, name), [c, k]);
+        return a.reshape([-1, c]).matMul(proj).reshape([a.shape[0], grid[0], grid[1], k]) as tf.Tensor4D;
       });
       const data = aligned.dataSync() as Float32Array;
       const c = aligned.shape[3];
@@ -234,7 +278,7 @@ export class KdRuntime {
       if (!lp.synthetic) add(`neck/${lp.level}`, out.neck.get(lp.stride)!, this.grid(lp.stride));
     for (const lp of p.backbone)
       add(`backbone/${lp.level}`, out.backbone.get(lp.stride)!, this.grid(lp.stride));
-    if (p.head && out.headProb) add('head', out.headProb.map, this.grid(this.headStride));
+    if (p.head && out.headProb) add('head', out.headProb.map, this.grid(this.headStride), false);
     return perImage;
   }
 
