@@ -80,7 +80,12 @@ export function orthonormalProjection(c: number, k: number, seed: string): Float
   return out;
 }
 
-function planLevels(
+/**
+ * Which teacher map each student level uses: same stride, or (P2 only) the stride-8 map
+ * upsampled; channels after the optional projection.
+ * @throws {ConfigError} when the teacher's neck covers none of the student's levels
+ */
+export function planLevels(
   strides: ReadonlyMap<number, number>,
   allowSynthetic: boolean,
   what: string,
