@@ -36,6 +36,18 @@ const COMMANDS: Record<string, Command> = {
     summary: 'export a checkpoint to ONNX (heads or decoded boxes) with a model card and parity check',
     run: async (a) => (await import('../export/cli.js')).exportCommand(a),
   },
+  detect: {
+    summary: 'run an exported ONNX detector on images: JSON per image, annotated images with --out',
+    run: async (a) => (await import('../runtime/cli.js')).detectCommand(a),
+  },
+  bench: {
+    summary: 'benchmark a model: latency p50/p90/p99 and throughput per provider and batch size',
+    run: async (a) => (await import('../runtime/cli.js')).benchCommand(a),
+  },
+  video: {
+    summary: 'run a detector on a video file, stream, camera or image folder: JSONL, annotated video, tracks',
+    run: async (a) => (await import('../runtime/video-cli.js')).videoCommand(a),
+  },
   model: {
     summary: 'model tools: `model info` prints params, MACs and feature taps',
     run: async (a) => (await import('../models/cli.js')).modelCommand(a),
