@@ -6,8 +6,11 @@
  *   stderr.
  * - `edgekd bench MODEL [--batch 1,4,8] [--ep cuda,cpu] [--iterations N] [--warmup N]`: latency
  *   percentiles and throughput per provider and batch size, as a table (or --json).
+ * Both take `--profile jetson|nvidia` (runtime/profiles.ts): providers tensorrt,cuda,cpu and
+ * thread hints, where --ep / --threads are not given.
  */
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { basename, extname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import sharp from 'sharp';
@@ -16,6 +19,7 @@ import { ConfigError, formatError } from '../models/core/errors.js';
 import type { Detection } from '../models/core/detection.js';
 import { letterboxTransform } from '../models/core/letterbox.js';
 import { createDetector } from './detector.js';
+import { parseProfile, sessionHints } from './profiles.js';
 import { parseProviders } from './providers.js';
 import type { DetectResult, Detector, DetectorOptions, PreparedFrame, ProviderName } from './types.js';
 
@@ -90,6 +94,7 @@ const DETECTOR_FLAGS: Flags = {
   workers: { type: 'string' },
   threads: { type: 'string' },
   'device-id': { type: 'string' },
+  profile: { type: 'string' },
 };
 const DETECTOR_HELP = [
   '  --ep LIST           execution providers in preference order, e.g. tensorrt,cuda,cpu',
@@ -98,6 +103,8 @@ const DETECTOR_HELP = [
   '  --workers N         session worker threads (default 1)',
   '  --threads N         ORT intra-op threads per session (default: cores / workers)',
   '  --device-id N       CUDA / TensorRT device (default 0)',
+  '  --profile NAME      jetson | nvidia: providers tensorrt,cuda,cpu and thread hints',
+  '                      (--ep and --threads win; see docs/jetson.md)',
 ];
 
 function detectorOptions(values: Record<string, string | boolean | undefined>): DetectorOptions {
@@ -107,6 +114,13 @@ function detectorOptions(values: Record<string, string | boolean | undefined>): 
   o.workers = num(values, 'workers', isInt(1), 'an integer >= 1');
   o.intraOpThreads = num(values, 'threads', isInt(1), 'an integer >= 1');
   o.deviceId = num(values, 'device-id', isInt(0), 'an integer >= 0');
+  if (typeof values.profile === 'string') {
+    const profile = parseProfile(values.profile);
+    const hints = sessionHints(profile, availableParallelism(), o.workers ?? 1);
+    o.providers ??= profile.providers.slice();
+    o.intraOpThreads ??= hints.intraOpThreads;
+    o.allowSpinning = hints.allowSpinning;
+  }
   return o;
 }
 

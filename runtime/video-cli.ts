@@ -5,11 +5,15 @@
  * goes to stderr as one redrawn line on a TTY, a line every 10 s otherwise; the summary (JSON)
  * goes to stdout, or to stderr when the detections themselves go to stdout (`--jsonl -`).
  * SIGINT / SIGTERM stop the pipeline cleanly (ffmpeg children stopped, the annotated video
- * finalised), exit code 130; a second signal exits at once.
+ * finalised), exit code 130; a second signal exits at once. `--profile jetson|nvidia`
+ * (runtime/profiles.ts) presets TensorRT, CUDA, CPU and hardware decoding in ffmpeg, and prints
+ * why decoding stays in software when it does.
  */
+import { availableParallelism } from 'node:os';
 import { helpText, parseCli, schemaFlags } from '../models/core/config.js';
 import { EdgekdError, formatError } from '../models/core/errors.js';
 import { createDetector } from './detector.js';
+import { parseProfile, precisionAdvice, resolveDecodePlan, sessionHints } from './profiles.js';
 import { parseProviders } from './providers.js';
 import { parseCountLine } from './tracker.js';
 import { VideoConfigSchema } from './video/config.js';
@@ -18,7 +22,7 @@ import { runVideoPipeline, type VideoEvent, type VideoSink } from './video/pipel
 import { AnnotatedVideoSink, JsonlSink, StatsSink } from './video/sinks.js';
 
 const USAGE =
-  'usage: edgekd video SOURCE --model FILE [--out annotated.mp4] [--jsonl FILE|-] [--live] [--batch N] [--ep tensorrt,cuda,cpu] [--count-line x1,y1,x2,y2] [--max-frames N]\n' +
+  'usage: edgekd video SOURCE --model FILE [--out annotated.mp4] [--jsonl FILE|-] [--live] [--batch N] [--ep tensorrt,cuda,cpu] [--profile jetson|nvidia] [--count-line x1,y1,x2,y2] [--max-frames N]\n' +
   "  SOURCE: video file, rtsp/rtmp/http(s)/udp/srt URL, /dev/videoN, image folder, or '-' (stdin)";
 
 /** Pulls the positional SOURCE out of argv (the first token that is not a flag or a flag's value). */
@@ -47,12 +51,23 @@ export async function videoCommand(argv: string[]): Promise<number> {
     return 0;
   }
   const countLine = config.countLine ? parseCountLine(config.countLine) : undefined;
-  const providers = config.ep ? parseProviders(config.ep) : undefined;
+  const profile = config.profile ? parseProfile(config.profile) : undefined;
+  const providers = config.ep ? parseProviders(config.ep) : profile?.providers.slice();
+  const hints = profile ? sessionHints(profile, availableParallelism(), config.workers) : undefined;
+  // Before the detector starts: a missing source fails fast, and the probe / trial frame runs alone.
+  const decode = profile
+    ? await resolveDecodePlan(profile, config.source, {
+        ffmpegPath: config.ffmpeg,
+        deviceId: config.deviceId,
+        openTimeoutMs: config.openTimeout * 1000,
+      })
+    : undefined;
   const detector = await createDetector(config.model, {
     providers,
     deviceId: config.deviceId,
     workers: config.workers,
-    intraOpThreads: config.threads,
+    intraOpThreads: config.threads ?? hints?.intraOpThreads,
+    allowSpinning: hints?.allowSpinning,
     specPath: config.spec,
     scoreThreshold: config.scoreThreshold,
   });
@@ -111,6 +126,15 @@ export async function videoCommand(argv: string[]): Promise<number> {
         ? ` (skipped: ${detector.fallbacks.map((f) => f.provider).join(', ')})`
         : ''),
   );
+  if (profile && decode) {
+    say(
+      decode.hardware
+        ? `profile ${profile.name}: hardware decode ${decode.decoder} (${decode.args.join(' ')})`
+        : `warn: profile ${profile.name}: software decode: ${decode.reason}`,
+    );
+    const advice = precisionAdvice(detector.provider, detector.precision);
+    if (advice) say(`note: ${advice}`);
+  }
   try {
     const summary = await runVideoPipeline({
       source: config.source,
@@ -124,6 +148,7 @@ export async function videoCommand(argv: string[]): Promise<number> {
       maxFrames: config.maxFrames,
       reconnect: { attempts: config.reconnectAttempts },
       openTimeoutMs: config.openTimeout * 1000,
+      inputArgs: decode?.args,
       ffmpegPath: config.ffmpeg,
       signal: controller.signal,
       onEvent,

@@ -42,6 +42,12 @@ export const VideoConfigSchema = z.strictObject({
     .string()
     .optional()
     .describe('(list) execution providers in preference order, e.g. tensorrt,cuda,cpu'),
+  profile: z
+    .string()
+    .optional()
+    .describe(
+      '(jetson|nvidia) deployment profile: TensorRT, then CUDA, then CPU, and hardware decoding in ffmpeg when it works (docs/jetson.md)',
+    ),
   deviceId: z.number().int().min(0).optional().describe('(int) CUDA / TensorRT device id'),
   workers: z
     .number()

@@ -1,9 +1,9 @@
 /**
- * The one module that knows ffmpeg: it finds the binaries, probes sources (fluent-ffmpeg's
- * ffprobe), builds the decoder and encoder command lines (fluent-ffmpeg), spawns and reaps the
- * children, and parses what they print on stderr. Everything else in runtime/video talks to
- * ffmpeg through these functions, so the tool (or fluent-ffmpeg, which is unmaintained) can be
- * replaced here alone.
+ * The one module that knows ffmpeg: it finds the binaries and lists their decoders, encoders and
+ * hwaccels, probes sources (fluent-ffmpeg's ffprobe), builds the decoder, encoder and trial-decode
+ * command lines (fluent-ffmpeg), spawns and reaps the children, and parses what they print on
+ * stderr. Everything else in runtime/video talks to ffmpeg through these functions, so the tool
+ * (or fluent-ffmpeg, which is unmaintained) can be replaced here alone.
  *
  * Binary: `ffmpeg` / `ffprobe` on PATH, else the optional package `@ffmpeg-installer/ffmpeg`
  * (ffmpeg only: without ffprobe the probe is skipped and sizes come from the decoder itself).
@@ -147,6 +147,47 @@ export function videoEncoders(bin: FfmpegBinaries): Promise<Set<string>> {
       return out;
     });
     encoderCache.set(bin.ffmpeg, p);
+  }
+  return p;
+}
+
+/**
+ * Video codec names of an `ffmpeg -decoders` / `-encoders` listing (the rows after the `------`
+ * rule whose capability field starts with `V`), e.g. `h264`, `h264_cuvid`, `h264_nvv4l2dec`.
+ */
+export function parseVideoCodecList(text: string): Set<string> {
+  const out = new Set<string>();
+  const rule = text.search(/^\s*-{6}\s*$/m);
+  const body = rule >= 0 ? text.slice(rule) : text;
+  for (const m of body.matchAll(/^\s*V[A-Z.]{5}\s+(\S+)/gm)) out.add(m[1]);
+  return out;
+}
+
+/** Hardware acceleration methods of an `ffmpeg -hwaccels` listing, e.g. `cuda`, `vaapi`. */
+export function parseHwaccelList(text: string): Set<string> {
+  const lines = text.split(/\r?\n/).map((l) => l.trim());
+  const start = lines.findIndex((l) => /^Hardware acceleration methods:?$/i.test(l));
+  return new Set(lines.slice(start + 1).filter((l) => /^[a-z0-9_]+$/.test(l)));
+}
+
+/** Names of the video decoders this ffmpeg has (`ffmpeg -decoders`), cached per binary. */
+const decoderCache = new Map<string, Promise<Set<string>>>();
+export function videoDecoders(bin: FfmpegBinaries): Promise<Set<string>> {
+  let p = decoderCache.get(bin.ffmpeg);
+  if (!p) {
+    p = run(bin.ffmpeg, ['-hide_banner', '-decoders']).then(parseVideoCodecList);
+    decoderCache.set(bin.ffmpeg, p);
+  }
+  return p;
+}
+
+/** The hardware acceleration methods this ffmpeg was built with (`ffmpeg -hwaccels`), cached per binary. */
+const hwaccelCache = new Map<string, Promise<Set<string>>>();
+export function hwaccels(bin: FfmpegBinaries): Promise<Set<string>> {
+  let p = hwaccelCache.get(bin.ffmpeg);
+  if (!p) {
+    p = run(bin.ffmpeg, ['-hide_banner', '-hwaccels']).then(parseHwaccelList);
+    hwaccelCache.set(bin.ffmpeg, p);
   }
   return p;
 }
@@ -577,6 +618,44 @@ export function spawnFfmpeg(bin: FfmpegBinaries, args: string[], opts: SpawnOpti
   };
   if (child.pid !== undefined) LIVE.set(child.pid, handle);
   return handle;
+}
+
+/**
+ * Decodes the first frame of a source with the given input options and discards it: a check that
+ * hardware decoding flags (`-c:v h264_nvv4l2dec`, `-hwaccel cuda`) work on this machine and this
+ * stream before a pipeline relies on them. A listed decoder can still fail at run time (no
+ * device node in a container, no libcuda, a profile the hardware does not decode).
+ * @param timeoutMs - the child is stopped after this long (a stream that sends nothing)
+ * @returns undefined when a frame was decoded, else why not (ffmpeg's first and last error lines)
+ */
+export async function trialDecode(
+  bin: FfmpegBinaries,
+  src: DecoderInput,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  const level = bin.hasLevelPrefix ? 'level+error' : 'error';
+  const args = ffmpeg()
+    .input(src.input)
+    .inputOptions(['-hide_banner', '-nostdin', '-nostats', '-loglevel', level, ...src.inputOptions])
+    .output('-')
+    .outputOptions(['-map', '0:v:0', '-frames:v', '1', '-f', 'null'])
+    ._getArguments();
+  const child = spawnFfmpeg(bin, args, { role: 'decoder', stdin: false, fd3: false });
+  child.stdout.resume();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    void child.stop();
+  }, timeoutMs);
+  const info = await child.exited;
+  clearTimeout(timer);
+  if (info.code === 0 && !timedOut) return undefined;
+  if (timedOut) return `no frame decoded within ${timeoutMs} ms`;
+  // The first error line usually names the cause (`Cannot load libcuda.so.1`), the last the effect.
+  const errs = child.errorLines().map(cleanLine);
+  if (errs.length === 0)
+    return describeExit('trial decode', info, child).message.replace(/^trial decode: /, '');
+  return errs.length === 1 ? errs[0] : `${errs[0]} ... ${errs.at(-1)}`;
 }
 
 /** A stderr line without its `[demuxer @ 0x...]` context and `[level]` prefixes. */
