@@ -14,7 +14,8 @@ import {
   type ConvLayer,
 } from '../../../train/distill/adversarial.js';
 import { AdversarialConfigSchema, type AdversarialConfig } from '../../../train/distill/config.js';
-import type { KdContext, KdParamSpec, KdTeacherView } from '../../../train/distill/types.js';
+import type { KdContext, KdTeacherView } from '../../../train/distill/types.js';
+import { adaptedKdLevels, kdContext, paramStore, type AdaptedLevelSetup } from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
 
@@ -24,40 +25,9 @@ function close(got: number, want: number, tol = 1e-5, what = ''): void {
   assert.ok(Math.abs(got - want) < tol, `${what} ${got} vs ${want}`);
 }
 
-let serial = 0;
-
-/** Variables for the given specs (he-normal with a fixed seed, zeros, constants), keyed by spec name. */
-function makeParams(specs: KdParamSpec[], seed = 1): Map<string, tf.Variable> {
-  const vars = new Map<string, tf.Variable>();
-  specs.forEach((s, i) => {
-    const fanIn = s.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    const init =
-      s.init.kind === 'he-normal'
-        ? tf.randomNormal(s.shape, 0, Math.sqrt(2 / fanIn), 'float32', seed + i)
-        : s.init.kind === 'constant'
-          ? tf.fill(s.shape, s.init.value)
-          : s.init.kind === 'identity'
-            ? tf.eye(s.shape[3]).reshape(s.shape)
-            : tf.zeros(s.shape);
-    vars.set(s.name, tf.variable(init, true, `${s.name}#${serial++}`));
-    init.dispose();
-  });
-  return vars;
-}
-
-interface LevelSetup {
-  level: Level;
-  synthetic?: boolean;
-  /** Raw student map (a variable, so gradients can be checked). */
-  student: tf.Variable;
-  /** 1x1 adapter [1,1,C_s,C_t]. */
-  adapter: tf.Variable;
-  teacher: tf.Tensor4D;
-}
-
 interface ViewSetup {
   weight: number;
-  levels: LevelSetup[];
+  levels: AdaptedLevelSetup[];
 }
 
 /** Builds the context; call it inside the gradient closure so adapted maps are on the tape. */
@@ -66,34 +36,9 @@ function buildCtx(views: ViewSetup[], params: Map<string, tf.Variable>, step: nu
     name: `t${k}`,
     weight: v.weight,
     backbone: [],
-    neck: v.levels.map((l) => ({
-      level: l.level,
-      stride: 2 ** l.level,
-      student: l.student as tf.Tensor as tf.Tensor4D,
-      adapted: tf.conv2d(
-        l.student as tf.Tensor as tf.Tensor4D,
-        l.adapter as tf.Tensor as tf.Tensor4D,
-        1,
-        'same',
-      ),
-      teacher: l.teacher,
-      synthetic: l.synthetic ?? false,
-    })),
+    neck: adaptedKdLevels(v.levels),
   }));
-  return {
-    headLogits: tf.zeros([1, 1, 1, 1]) as tf.Tensor4D,
-    headStride: 4,
-    inputHeight: 64,
-    inputWidth: 64,
-    gts: [],
-    teachers,
-    step,
-    param(name: string): tf.Variable {
-      const v = params.get(name);
-      if (!v) throw new RangeError(`'name' must be a declared parameter, got ${name}`);
-      return v;
-    },
-  };
+  return kdContext({ teachers, step, params });
 }
 
 const identity = (c: number) => tf.variable(tf.eye(c).reshape([1, 1, c, c]), true);
@@ -108,7 +53,7 @@ function twoTeacherSetup(seed: number): {
 } {
   const n = 2;
   const cs = 5;
-  const lvl = (level: Level, ct: number, s: number, synthetic = false): LevelSetup => {
+  const lvl = (level: Level, ct: number, s: number, synthetic = false): AdaptedLevelSetup => {
     const hw = 64 / 2 ** level;
     return {
       level,
@@ -166,7 +111,7 @@ test('fixed-logit values: zero logits give 2 ln 2 and ln 2; d_T = 2, d_S = -1 gi
 test('a discriminator with zero weights gives 2 ln 2 and λ_adv·ln 2 through the context, ω-averaged', () => {
   const { views, dims } = twoTeacherSetup(3);
   const cfg = cfgOf({ warmupSteps: 0 });
-  const params = makeParams(adversarialParams(cfg, dims));
+  const params = paramStore(adversarialParams(cfg, dims));
   for (const p of params.values()) p.assign(tf.zerosLike(p));
   const ctx = buildCtx(views, params, 0);
   close(discriminatorLoss(ctx, cfg).dataSync()[0], 2 * LN2, 1e-6, 'L_D');
@@ -196,7 +141,7 @@ test('declares one bias-carrying discriminator per teacher per covered level, HW
 test('returns only its scalars (no leaked tensors)', () => {
   const { views, dims } = twoTeacherSetup(13);
   const cfg = cfgOf({ warmupSteps: 0 });
-  const params = makeParams(adversarialParams(cfg, dims));
+  const params = paramStore(adversarialParams(cfg, dims));
   const ctx = buildCtx(views, params, 0);
   const before = tf.memory().numTensors;
   const terms = adversarialTerms(ctx, cfg);
@@ -207,7 +152,7 @@ test('returns only its scalars (no leaked tensors)', () => {
 });
 
 test('discriminator output is one patch logit per 4x4 cells', () => {
-  const vars = makeParams(discriminatorSpecs('d', 3, 8));
+  const vars = paramStore(discriminatorSpecs('d', 3, 8));
   const w = (id: string): ConvLayer => ({
     weight: vars.get(`d.${id}.weight`) as tf.Tensor as tf.Tensor4D,
     bias: vars.get(`d.${id}.bias`) as tf.Tensor as tf.Tensor1D,
@@ -222,7 +167,7 @@ test('discriminator output is one patch logit per 4x4 cells', () => {
 test('the adversarial term is omitted during the discriminator warm-up; the anchor is not', () => {
   const { views, dims } = twoTeacherSetup(5);
   const cfg = cfgOf({ warmupSteps: 10 });
-  const params = makeParams(adversarialParams(cfg, dims));
+  const params = paramStore(adversarialParams(cfg, dims));
   const early = adversarialTerms(buildCtx(views, params, 9), cfg);
   assert.deepEqual(Object.keys(early), ['adversarial.anchor']);
   const late = adversarialTerms(buildCtx(views, params, 10), cfg);
@@ -246,7 +191,7 @@ test('T0: student == teacher with identity adapters gives a zero anchor', () => 
     },
   ];
   const cfg = cfgOf({ warmupSteps: 0 });
-  const params = makeParams(
+  const params = paramStore(
     adversarialParams(cfg, { teacherNeckChannels: [{ 3: c, 4: c }], studentNeckChannels: {} }),
   );
   const terms = adversarialTerms(buildCtx(views, params, 0), cfg);
@@ -258,7 +203,7 @@ test('T0: student == teacher with identity adapters gives a zero anchor', () => 
 test('T1 + isolation: the student tape gives finite non-zero student/adapter gradients and none to the discriminator', () => {
   const { views, dims } = twoTeacherSetup(7);
   const cfg = cfgOf({ warmupSteps: 0 });
-  const params = makeParams(adversarialParams(cfg, dims));
+  const params = paramStore(adversarialParams(cfg, dims));
   // Synthetic levels are not judged (§5e): their student/adapter get no adversarial gradient.
   const sVars = studentVars(views.map((v) => ({ ...v, levels: v.levels.filter((l) => !l.synthetic) })));
   const dVars = [...params.values()];
@@ -289,7 +234,7 @@ test('T1 + isolation: the student tape gives finite non-zero student/adapter gra
 test('isolation: the discriminator tape gives the student and adapters no gradient', () => {
   const { views, dims } = twoTeacherSetup(9);
   const cfg = cfgOf();
-  const params = makeParams(adversarialParams(cfg, dims));
+  const params = paramStore(adversarialParams(cfg, dims));
   const sVars = studentVars(views);
   const dVars = [...params.values()];
   // Even with live student tensors and every variable in the list, only D gets gradients.
@@ -316,7 +261,7 @@ test('equilibrium: with student == teacher a discriminator trained alone ends at
     { weight: 1, levels: [{ level: 3, student: tf.variable(t.clone()), adapter: identity(c), teacher: t }] },
   ];
   const cfg = cfgOf({ levels: [3], channels: 4 });
-  const params = makeParams(
+  const params = paramStore(
     adversarialParams(cfg, { teacherNeckChannels: [{ 3: c }], studentNeckChannels: {} }),
   );
   const dVars = [...params.values()];
@@ -342,7 +287,7 @@ test('toy convergence: a shifted student mean b is pulled to the teacher mean 1 
   // step here (~10 ms on wasm). 500 steps (the spec measured b = 1.047 there) keep it to seconds.
   await selectBackend('wasm');
   t.after(() => tf.setBackend('cpu'));
-  const vars = makeParams(discriminatorSpecs('toy', 1, 16), 100);
+  const vars = paramStore(discriminatorSpecs('toy', 1, 16), 100);
   const layers: ConvLayer[] = ['d1', 'd2', 'd3', 'd4'].map((id) => ({
     weight: vars.get(`toy.${id}.weight`) as tf.Tensor as tf.Tensor4D,
     bias: vars.get(`toy.${id}.bias`) as tf.Tensor as tf.Tensor1D,

@@ -15,7 +15,8 @@ import {
   supplementaryLoss,
   type AbfWeights,
 } from '../../../train/distill/hmkd.js';
-import type { KdBox, KdContext, KdDims, KdParamSpec } from '../../../train/distill/types.js';
+import type { KdBox, KdContext, KdDims } from '../../../train/distill/types.js';
+import { adaptedKdLevels, kdContext, paramStore, type AdaptedLevelSetup } from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
 
@@ -23,72 +24,16 @@ function close(got: number, want: number, tol = 1e-5, what = ''): void {
   assert.ok(Math.abs(got - want) < tol, `${what} ${got} vs ${want}`);
 }
 
-let serial = 0;
-
-/** Variables for the given specs (he-normal with a fixed seed, zeros, constants), keyed by spec name. */
-function makeParams(specs: KdParamSpec[], seed = 1): Map<string, tf.Variable> {
-  const vars = new Map<string, tf.Variable>();
-  specs.forEach((s, i) => {
-    const fanIn = s.shape.slice(0, -1).reduce((a, b) => a * b, 1);
-    const init =
-      s.init.kind === 'he-normal'
-        ? tf.randomNormal(s.shape, 0, Math.sqrt(2 / fanIn), 'float32', seed + i)
-        : s.init.kind === 'constant'
-          ? tf.fill(s.shape, s.init.value)
-          : s.init.kind === 'identity'
-            ? tf.eye(s.shape[3]).reshape(s.shape)
-            : tf.zeros(s.shape);
-    vars.set(s.name, tf.variable(init, true, `${s.name}#${serial++}`));
-    init.dispose();
-  });
-  return vars;
-}
-
-interface LevelSetup {
-  level: Level;
-  synthetic?: boolean;
-  student: tf.Variable;
-  adapter: tf.Variable;
-  teacher: tf.Tensor4D;
-}
-
 const INPUT = 64;
 
 /** Builds the context; call it inside the gradient closure so adapted maps are on the tape. */
-function buildCtx(levels: LevelSetup[], params: Map<string, tf.Variable>, gts: KdBox[][]): KdContext {
-  return {
-    headLogits: tf.zeros([1, 1, 1, 1]) as tf.Tensor4D,
-    headStride: 4,
-    inputHeight: INPUT,
-    inputWidth: INPUT,
+function buildCtx(levels: AdaptedLevelSetup[], params: Map<string, tf.Variable>, gts: KdBox[][]): KdContext {
+  return kdContext({
+    size: [INPUT, INPUT],
     gts,
-    step: 0,
-    teachers: [
-      {
-        name: 't0',
-        weight: 1,
-        backbone: [],
-        neck: levels.map((l) => ({
-          level: l.level,
-          stride: 2 ** l.level,
-          student: l.student as tf.Tensor as tf.Tensor4D,
-          adapted: tf.conv2d(
-            l.student as tf.Tensor as tf.Tensor4D,
-            l.adapter as tf.Tensor as tf.Tensor4D,
-            1,
-            'same',
-          ),
-          teacher: l.teacher,
-          synthetic: l.synthetic ?? false,
-        })),
-      },
-    ],
-    param(name: string): tf.Variable {
-      const v = params.get(name);
-      if (!v) throw new RangeError(`'name' must be a declared parameter, got ${name}`);
-      return v;
-    },
-  };
+    teachers: [{ name: 't0', weight: 1, backbone: [], neck: adaptedKdLevels(levels) }],
+    params,
+  });
 }
 
 const GTS: KdBox[][] = [
@@ -107,10 +52,10 @@ function randomSetup(
   seed: number,
   widths: Partial<Record<Level, number>> = { 2: 6, 3: 6, 4: 6 },
   syntheticP2 = false,
-): { levels: LevelSetup[]; dims: KdDims } {
+): { levels: AdaptedLevelSetup[]; dims: KdDims } {
   const n = 2;
   const cs = 5;
-  const levels: LevelSetup[] = [];
+  const levels: AdaptedLevelSetup[] = [];
   for (const level of [2, 3, 4] as Level[]) {
     const ct = widths[level];
     if (ct === undefined) continue;
@@ -128,7 +73,7 @@ function randomSetup(
 }
 
 /** Student == teacher, identity adapters. */
-function identitySetup(seed: number, c = 4): LevelSetup[] {
+function identitySetup(seed: number, c = 4): AdaptedLevelSetup[] {
   return ([2, 3, 4] as Level[]).map((level) => {
     const hw = INPUT / 2 ** level;
     const t = tf.randomNormal([2, hw, hw, c], 0, 1, 'float32', seed + level) as tf.Tensor4D;
@@ -145,7 +90,7 @@ function cfgOf(over: Partial<HmkdConfig> = {}): HmkdConfig {
   return { ...HmkdConfigSchema.parse({}), midChannels: 8, ...over };
 }
 
-function disposeSetup(levels: LevelSetup[], params: Map<string, tf.Variable>): void {
+function disposeSetup(levels: AdaptedLevelSetup[], params: Map<string, tf.Variable>): void {
   for (const l of levels) tf.dispose([l.student, l.adapter, l.teacher]);
   for (const p of params.values()) p.dispose();
 }
@@ -306,7 +251,7 @@ test('declares three ABF blocks (att on all but the deepest), none when the deco
 test('T0: student == teacher with identity adapters gives zero matching and supplementary terms', () => {
   const levels = identitySetup(31);
   const cfg = cfgOf();
-  const params = makeParams(
+  const params = paramStore(
     hmkdParams(cfg, { teacherNeckChannels: [{ 2: 4, 3: 4, 4: 4 }], studentNeckChannels: {} }),
   );
   const terms = hmkdTerms(buildCtx(levels, params, GTS), cfg);
@@ -320,7 +265,7 @@ test('T0: student == teacher with identity adapters gives zero matching and supp
 test('T1: student, adapter and ABF gradients are finite and not all zero; no tensor leaks', () => {
   const { levels, dims } = randomSetup(41, { 2: 6, 3: 6, 4: 6 });
   const cfg = cfgOf();
-  const params = makeParams(hmkdParams(cfg, dims));
+  const params = paramStore(hmkdParams(cfg, dims));
   const vars = [...levels.flatMap((l) => [l.student, l.adapter]), ...params.values()];
   const { value, grads } = tf.variableGrads(() => {
     const terms = hmkdTerms(buildCtx(levels, params, GTS), cfg);
@@ -345,7 +290,7 @@ test('T1: student, adapter and ABF gradients are finite and not all zero; no ten
 test('terms are weighted by their λ and omitted when λ is 0', () => {
   const { levels, dims } = randomSetup(51);
   const base = cfgOf();
-  const params = makeParams(hmkdParams(base, dims));
+  const params = paramStore(hmkdParams(base, dims));
   const ctx = buildCtx(levels, params, GTS);
   const one = hmkdTerms(ctx, base);
   const scaled = hmkdTerms(ctx, cfgOf({ match: 2, decoder: 3, supplementary: 0.5 }));
@@ -364,7 +309,7 @@ test('terms are weighted by their λ and omitted when λ is 0', () => {
 test('a synthetic P2 drops its matching pairs and halves its decoder and supplementary weight', () => {
   const { levels, dims } = randomSetup(61, { 2: 6, 3: 6, 4: 6 }, true);
   const cfg = cfgOf();
-  const params = makeParams(hmkdParams(cfg, dims));
+  const params = paramStore(hmkdParams(cfg, dims));
   const ctx = buildCtx(levels, params, GTS);
   const [l2, l3, l4] = ctx.teachers[0].neck;
   const only43 = attentionMatchLoss(l4.teacher, l3.teacher, l3.adapted, 2, cfg.tau).dataSync()[0];

@@ -12,6 +12,7 @@ import {
 } from '../../../train/distill/rm-pfi.js';
 import { safeLogit } from '../../../train/distill/common.js';
 import type { KdBox, KdContext, KdLevel } from '../../../train/distill/types.js';
+import { assertStudentOnlyStep, kdContext, kdLevel, randomPyramid } from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
 
@@ -28,15 +29,7 @@ function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: numbe
 
 const scalar = (x: tf.Scalar) => x.dataSync()[0];
 
-function lvl(
-  level: Level,
-  student: tf.Tensor4D,
-  teacher: tf.Tensor4D,
-  adapted = student,
-  synthetic = false,
-): KdLevel {
-  return { level, stride: 2 ** level, student, adapted, teacher, synthetic };
-}
+const lvl = kdLevel;
 
 interface CtxParts {
   neck: KdLevel[];
@@ -47,26 +40,9 @@ interface CtxParts {
   size?: [number, number];
 }
 
-function ctxOf(p: CtxParts): KdContext {
-  return {
-    headLogits: p.headLogits,
-    headStride: p.headStride ?? 4,
-    inputHeight: p.size?.[0] ?? SIZE,
-    inputWidth: p.size?.[1] ?? SIZE,
-    gts: p.gts,
-    teachers: [{ name: 't', weight: 1, neck: p.neck, backbone: [], headProb: p.headProb }],
-    step: 0,
-    param: (name: string) => {
-      throw new RangeError(`no param '${name}'`);
-    },
-  };
-}
+const ctxOf = (p: CtxParts): KdContext => kdContext({ ...p, size: p.size ?? [SIZE, SIZE] });
 
-function pyramid(c: number, seed: number, n = 1): tf.Tensor4D[] {
-  return [2, 3, 4, 5].map(
-    (l, i) => tf.randomNormal([n, SIZE >> l, SIZE >> l, c], 0, 1, 'float32', seed + i) as tf.Tensor4D,
-  );
-}
+const pyramid = (c: number, seed: number, n = 1): tf.Tensor4D[] => randomPyramid(SIZE, c, seed, n);
 
 const box = (x1: number, y1: number, x2: number, y2: number, ignore = false): KdBox => ({
   box: [x1, y1, x2, y2],
@@ -298,16 +274,7 @@ test('gradients reach student, adapter and head variables, teacher tensors stay 
     return tf.addN(Object.values(rmPfiTerms(ctx, RmPfiConfigSchema.parse({})))) as tf.Scalar;
   }, vars);
   assert.ok(Number.isFinite(scalar(value)));
-  for (const v of vars) {
-    const g = grads[v.name].dataSync();
-    assert.ok(g.every(Number.isFinite), v.name);
-    assert.ok(
-      g.some((x) => x !== 0),
-      `${v.name} all zero`,
-    );
-  }
-  new tf.SGDOptimizer(0.1).applyGradients(grads);
-  teachers.forEach((x, i) => assert.deepEqual(Array.from(x.dataSync()), before[i]));
+  assertStudentOnlyStep(grads, vars, teachers, before);
   tf.dispose([...teachers, ...vars, value, ...Object.values(grads)]);
 });
 
