@@ -4,11 +4,33 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Float16Array } from '@petamoriken/float16';
-import { decodeCacheEntry, encodeCacheEntry, TeacherCache, toHalfBits } from '../../../train/teachers/cache.js';
+import {
+  decodeCacheEntry,
+  encodeCacheEntry,
+  TeacherCache,
+  toHalfBits,
+} from '../../../train/teachers/cache.js';
 
 test('float16 conversion matches the reference implementation bit for bit (rounding, subnormals, overflow)', () => {
   const values = new Float32Array([
-    0, -0, 1, -1, 0.1, 1 / 3, 65504, 65520, 1e6, -1e6, 6.1e-5, 5.96e-8, 2.98e-8, 1e-9, 2049, 2051, NaN, Infinity,
+    0,
+    -0,
+    1,
+    -1,
+    0.1,
+    1 / 3,
+    65504,
+    65520,
+    1e6,
+    -1e6,
+    6.1e-5,
+    5.96e-8,
+    2.98e-8,
+    1e-9,
+    2049,
+    2051,
+    NaN,
+    Infinity,
   ]);
   const rnd = new Float32Array(2000).map((_, i) => Math.sin(i * 12.9898) * 10 ** ((i % 12) - 6));
   for (const src of [values, rnd]) {
@@ -17,7 +39,8 @@ test('float16 conversion matches the reference implementation bit for bit (round
     const ref = new Uint16Array(new Float16Array(src).buffer);
     for (let i = 0; i < src.length; i++) {
       if (Number.isNaN(src[i])) assert.equal(got[i] & 0x7c00, 0x7c00);
-      else assert.equal(got[i], ref[i], `value ${src[i]}: 0x${got[i].toString(16)} vs 0x${ref[i].toString(16)}`);
+      else
+        assert.equal(got[i], ref[i], `value ${src[i]}: 0x${got[i].toString(16)} vs 0x${ref[i].toString(16)}`);
     }
   }
 });
