@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { boxToSource, letterboxTransform } from '../../../models/core/letterbox.js';
 import { parseModelSpec } from '../../../models/core/spec.js';
@@ -25,7 +25,7 @@ import {
 } from '../../../runtime/video/sinks.js';
 import { microSpec } from '../../helpers/specs.js';
 import { writeConstantDetector, writeTestModels } from '../fixtures.js';
-import { makeClip, pidAlive, probeVideo, SKIP, tmp } from './helpers.js';
+import { makeClip, makeTruncatedClip, pidAlive, probeVideo, SKIP, tmp } from './helpers.js';
 
 const dir = SKIP ? '' : tmp('edgekd-video-e2e-');
 let real: Detector;
@@ -189,11 +189,7 @@ test(
   'a truncated file: frames before the cut are written, then a clear error; no ffmpeg left',
   { skip: SKIP },
   async () => {
-    const full = makeClip(join(dir, 'fs.mp4'), {
-      codec: ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart'],
-    });
-    const cut = join(dir, 'cut.mp4');
-    writeFileSync(cut, readFileSync(full).subarray(0, Math.floor(statSync(full).size / 2)));
+    const cut = makeTruncatedClip(dir);
     const events: VideoEvent[] = [];
     const jsonl = join(dir, 'cut.jsonl');
     await assert.rejects(

@@ -1,6 +1,6 @@
 /** Fixtures for the video tests, made by ffmpeg in the test: testsrc2 clips, probes, pid checks. */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -114,3 +114,13 @@ export function pidsWithArg(needle: string): number[] {
 
 /** Resolves after `ms`. */
 export const delay = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** An H.264 clip cut in half (a truncated download): `<dir>/fs.mp4` is the whole, the cut is returned. */
+export function makeTruncatedClip(dir: string): string {
+  const full = makeClip(join(dir, 'fs.mp4'), {
+    codec: ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart'],
+  });
+  const cut = join(dir, 'cut.mp4');
+  writeFileSync(cut, readFileSync(full).subarray(0, Math.floor(statSync(full).size / 2)));
+  return cut;
+}

@@ -6,7 +6,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { createReadStream, mkdirSync, readFileSync, statSync, writeFileSync, rmSync } from 'node:fs';
+import { createReadStream, mkdirSync, readFileSync, writeFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -18,7 +18,7 @@ import {
   type SourceEvent,
   type SourceOptions,
 } from '../../../runtime/video/source.js';
-import { makeClip, pidAlive, SKIP, tmp } from './helpers.js';
+import { makeClip, makeTruncatedClip, pidAlive, SKIP, tmp } from './helpers.js';
 
 const dir = SKIP ? '' : tmp();
 after(() => dir && rmSync(dir, { recursive: true, force: true }));
@@ -168,11 +168,7 @@ test(
   'rejects a truncated file after its decodable frames, and its ffmpeg is gone',
   { skip: SKIP },
   async () => {
-    const full = makeClip(join(dir, 'fs.mp4'), {
-      codec: ['-c:v', 'libx264', '-pix_fmt', 'yuv420p', '-movflags', '+faststart'],
-    });
-    const cut = join(dir, 'cut.mp4');
-    writeFileSync(cut, readFileSync(full).subarray(0, Math.floor(statSync(full).size / 2)));
+    const cut = makeTruncatedClip(dir);
     const events: SourceEvent[] = [];
     const src = await VideoSource.open(cut, { input: input(), onEvent: (e) => events.push(e) });
     let n = 0;
