@@ -7,6 +7,7 @@ import type { Student } from '../models/arch/student.js';
 import type { Annotation } from '../models/core/detection.js';
 import type { AlignedTeacher, KdRuntime } from './distill/kd-runtime.js';
 import type { KdContext } from './distill/types.js';
+import { withFeatureGapMemo } from './distill/common.js';
 import type { HeadTargets } from './targets.js';
 import type { ParamLayout } from './trainer/param-layout.js';
 import { focalLossSum } from './losses/focal.js';
@@ -106,58 +107,60 @@ export function microStep(
   const share = mb.batch / norm.images;
   let discCtx: KdContext | undefined;
   const terms: Record<string, tf.Scalar> = {};
-  const { value, grads } = tf.variableGrads(() => {
-    const x = tf.tensor4d(mb.imagesNhwc, [mb.batch, mb.height, mb.width, 3]);
-    const out = student.apply(x, {
-      training: true,
-      onBatchStats: (name, s) => {
-        kept.push(s.mean, s.variance);
-        bnStats.set(name, {
-          mean: s.mean.dataSync() as Float32Array,
-          variance: s.variance.dataSync() as Float32Array,
-        });
-      },
-    });
-    const shape4 = (c: number): [number, number, number, number] => [t.batch, t.h, t.w, c];
-    const hmT = tf.tensor4d(t.heatmap, shape4(t.numClasses));
-    const hmW = tf.tensor4d(t.heatmapWeight, shape4(1));
-    const mask = tf.tensor4d(t.centerMask, shape4(1));
-    const sizeT = tf.tensor4d(t.size, shape4(2));
-    const offT = tf.tensor4d(t.offset, shape4(2));
-    const hm = focalLossSum(out.heatmap, hmT, hmW, w.focalAlpha, w.focalBeta).div(norm.pos);
-    const sz = maskedL1Sum(out.size, sizeT, mask).div(norm.pos);
-    const off = maskedL1Sum(out.offset, offT, mask).div(norm.pos);
-    terms.heatmap = tf.keep(hm) as tf.Scalar;
-    terms.size = tf.keep(sz) as tf.Scalar;
-    terms.offset = tf.keep(off) as tf.Scalar;
-    let total = hm.mul(w.heatmap).add(sz.mul(w.size)).add(off.mul(w.offset));
-    if (w.giou > 0) {
-      const boxT = tf.tensor4d(t.boxTarget, shape4(4));
-      const regW = tf.tensor4d(t.regWeight, shape4(1));
-      const giou = giouLossSum(decodeCellBoxes(out.size, out.offset), boxT, regW).div(norm.reg);
-      terms.giou = tf.keep(giou) as tf.Scalar;
-      total = total.add(giou.mul(w.giou));
-    }
-    if (kd) {
-      const ctx = kd.runtime.context(out, kd.teachers, mb.annotations, kd.step);
-      const kdTerms = kd.runtime.terms(ctx);
-      for (const [name, v] of Object.entries(kdTerms)) {
-        terms[name] = tf.keep(v.mul(share)) as tf.Scalar;
-        if (kd.ramp > 0) total = total.add(v.mul(kd.ramp * share));
+  const { value, grads } = withFeatureGapMemo(() =>
+    tf.variableGrads(() => {
+      const x = tf.tensor4d(mb.imagesNhwc, [mb.batch, mb.height, mb.width, 3]);
+      const out = student.apply(x, {
+        training: true,
+        onBatchStats: (name, s) => {
+          kept.push(s.mean, s.variance);
+          bnStats.set(name, {
+            mean: s.mean.dataSync() as Float32Array,
+            variance: s.variance.dataSync() as Float32Array,
+          });
+        },
+      });
+      const shape4 = (c: number): [number, number, number, number] => [t.batch, t.h, t.w, c];
+      const hmT = tf.tensor4d(t.heatmap, shape4(t.numClasses));
+      const hmW = tf.tensor4d(t.heatmapWeight, shape4(1));
+      const mask = tf.tensor4d(t.centerMask, shape4(1));
+      const sizeT = tf.tensor4d(t.size, shape4(2));
+      const offT = tf.tensor4d(t.offset, shape4(2));
+      const hm = focalLossSum(out.heatmap, hmT, hmW, w.focalAlpha, w.focalBeta).div(norm.pos);
+      const sz = maskedL1Sum(out.size, sizeT, mask).div(norm.pos);
+      const off = maskedL1Sum(out.offset, offT, mask).div(norm.pos);
+      terms.heatmap = tf.keep(hm) as tf.Scalar;
+      terms.size = tf.keep(sz) as tf.Scalar;
+      terms.offset = tf.keep(off) as tf.Scalar;
+      let total = hm.mul(w.heatmap).add(sz.mul(w.size)).add(off.mul(w.offset));
+      if (w.giou > 0) {
+        const boxT = tf.tensor4d(t.boxTarget, shape4(4));
+        const regW = tf.tensor4d(t.regWeight, shape4(1));
+        const giou = giouLossSum(decodeCellBoxes(out.size, out.offset), boxT, regW).div(norm.reg);
+        terms.giou = tf.keep(giou) as tf.Scalar;
+        total = total.add(giou.mul(w.giou));
       }
-      if (kd.runtime.cfg.adversarial) {
-        // The discriminator step sees the adapted student features as constants.
-        discCtx = {
-          ...ctx,
-          teachers: ctx.teachers.map((tv) => ({
-            ...tv,
-            neck: tv.neck.map((l) => ({ ...l, adapted: tf.keep(l.adapted.clone()), student: l.student })),
-          })),
-        };
+      if (kd) {
+        const ctx = kd.runtime.context(out, kd.teachers, mb.annotations, kd.step);
+        const kdTerms = kd.runtime.terms(ctx);
+        for (const [name, v] of Object.entries(kdTerms)) {
+          terms[name] = tf.keep(v.mul(share)) as tf.Scalar;
+          if (kd.ramp > 0) total = total.add(v.mul(kd.ramp * share));
+        }
+        if (kd.runtime.cfg.adversarial) {
+          // The discriminator step sees the adapted student features as constants.
+          discCtx = {
+            ...ctx,
+            teachers: ctx.teachers.map((tv) => ({
+              ...tv,
+              neck: tv.neck.map((l) => ({ ...l, adapted: tf.keep(l.adapted.clone()), student: l.student })),
+            })),
+          };
+        }
       }
-    }
-    return total as tf.Scalar;
-  }, vars);
+      return total as tf.Scalar;
+    }, vars),
+  );
   const flat = new Float32Array(layout.total);
   layout.slots.forEach((slot, i) => {
     const g = grads[vars[i].name];

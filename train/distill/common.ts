@@ -30,6 +30,48 @@ export function pkdNorm(x: tf.Tensor4D): tf.Tensor4D {
   });
 }
 
+let gapMemo: Map<string, tf.Tensor3D> | undefined;
+
+/**
+ * Runs `fn` (one micro-step's forward and backward) with {@link featureGap} results shared
+ * between the methods that need the same map (PFI and HMKD's supplementary term both imitate
+ * the normalised features cell by cell); the shared maps are disposed when `fn` returns.
+ */
+export function withFeatureGapMemo<T>(fn: () => T): T {
+  const outer = gapMemo;
+  gapMemo = new Map();
+  const mine = gapMemo;
+  try {
+    return fn();
+  } finally {
+    gapMemo = outer;
+    for (const t of mine.values()) t.dispose();
+  }
+}
+
+/**
+ * Per-cell feature gap `mean_c (norm(adapted) - norm(T))^2` [N, H, W]; the teacher side is a
+ * constant (stop-gradient). Inside {@link withFeatureGapMemo} a second call with the same
+ * tensors returns the first result.
+ */
+export function featureGap(adapted: tf.Tensor4D, teacher: tf.Tensor4D, norm: 'pkd' | 'none'): tf.Tensor3D {
+  const compute = () =>
+    tf.tidy(
+      () =>
+        tf.mean(
+          tf.squaredDifference(featureNorm(adapted, norm), featureNorm(sg(teacher), norm)),
+          -1,
+        ) as tf.Tensor3D,
+    );
+  if (!gapMemo) return compute();
+  const key = `${adapted.id}:${teacher.id}:${norm}`;
+  const hit = gapMemo.get(key);
+  if (hit && !hit.isDisposed) return hit;
+  const r = tf.keep(compute());
+  gapMemo.set(key, r);
+  return r;
+}
+
 /** Applies the configured feature normalisation. */
 export function featureNorm(x: tf.Tensor4D, norm: 'pkd' | 'none'): tf.Tensor4D {
   return norm === 'pkd' ? pkdNorm(x) : x;

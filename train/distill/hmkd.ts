@@ -13,7 +13,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Level } from '../../models/core/spec.js';
 import type { HmkdConfig } from './config.js';
 import type { KdBox, KdContext, KdDims, KdLevel, KdParamSpec, KdTerms } from './types.js';
-import { featureNorm, sg } from './common.js';
+import { featureGap, featureNorm, sg } from './common.js';
 
 /** Levels HMKD works on, deepest first (the decoder's order). */
 const HMKD_LEVELS: readonly Level[] = [4, 3, 2];
@@ -255,13 +255,27 @@ export function supplementaryLoss(
   gts: KdBox[][],
   stride: number,
 ): { fg: tf.Scalar; bg: tf.Scalar } {
-  const [n, h, w] = s.shape;
+  return tf.tidy(() =>
+    supplementaryFromGap(tf.mean(tf.squaredDifference(s, t), -1) as tf.Tensor3D, gts, stride),
+  );
+}
+
+/**
+ * {@link supplementaryLoss} from the per-cell gap `mean_c (s - t)^2` [N, H, W] (shared with PFI
+ * through `featureGap`).
+ */
+export function supplementaryFromGap(
+  d2: tf.Tensor3D,
+  gts: KdBox[][],
+  stride: number,
+): { fg: tf.Scalar; bg: tf.Scalar } {
+  const [n, h, w] = d2.shape;
   if (gts.length !== n) throw new RangeError(`'gts' must have one entry per image (${n}), got ${gts.length}`);
   const weights = objectWeights(gts, stride, h, w);
   return tf.tidy(() => {
-    const d2 = tf.mean(tf.squaredDifference(s, t), -1).reshape([n * h * w]);
-    const fg = tf.sum(tf.mul(d2, tf.tensor1d(weights.fg))) as tf.Scalar;
-    const bg = tf.sum(tf.mul(d2, tf.tensor1d(weights.bg))) as tf.Scalar;
+    const flat = d2.reshape([n * h * w]);
+    const fg = tf.sum(tf.mul(flat, tf.tensor1d(weights.fg))) as tf.Scalar;
+    const bg = tf.sum(tf.mul(flat, tf.tensor1d(weights.bg))) as tf.Scalar;
     return { fg, bg };
   });
 }
@@ -399,9 +413,11 @@ export function hmkdTerms(ctx: KdContext, cfg: HmkdConfig): KdTerms {
       for (const level of HMKD_LEVELS) {
         const lv = byLevel.get(level);
         if (!lv) continue;
-        const s = featureNorm(lv.adapted, cfg.norm);
-        const t = featureNorm(lv.teacher, cfg.norm);
-        const { fg, bg } = supplementaryLoss(s, t, ctx.gts, lv.stride);
+        const { fg, bg } = supplementaryFromGap(
+          featureGap(lv.adapted, lv.teacher, cfg.norm),
+          ctx.gts,
+          lv.stride,
+        );
         const loss = tf.add(tf.mul(fg, cfg.alphaFg), tf.mul(bg, cfg.alphaBg));
         parts.push((lv.synthetic ? tf.mul(loss, SYNTHETIC_WEIGHT) : loss) as tf.Scalar);
       }

@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs';
 import type { RmPfiConfig } from './config.js';
 import type { KdBox, KdContext, KdLevel, KdTerms } from './types.js';
-import { featureNorm, gatherRows, klRows, safeLogit, sg } from './common.js';
+import { featureGap, gatherRows, klRows, safeLogit, sg } from './common.js';
 
 /** Feature-KD weight of a synthetic level (§2.2). */
 const SYNTHETIC_WEIGHT = 0.5;
@@ -198,11 +198,7 @@ export function pfiLoss(
       weights = weights.map((w) => w.div(mean.add(1e-6)));
     }
     const parts = levels.map((l, i) => {
-      const f = tf.mean(
-        tf.squaredDifference(featureNorm(l.adapted, opts.norm), featureNorm(sg(l.teacher), opts.norm)),
-        -1,
-        true,
-      );
+      const f = featureGap(l.adapted, l.teacher, opts.norm).expandDims(-1);
       return tf.mean(f.mul(weights[i])).mul(l.synthetic ? SYNTHETIC_WEIGHT : 1) as tf.Scalar;
     });
     return tf.addN(parts).div(levels.length) as tf.Scalar;
