@@ -138,3 +138,8 @@ export function assertStudentOnlyStep(
   new tf.SGDOptimizer(0.1).applyGradients(grads);
   teachers.forEach((x, i) => assert.deepEqual(Array.from(x.dataSync()), before[i]));
 }
+
+/** Asserts |got - want| <= tol, naming the value and both numbers on failure. */
+export function close(got: number, want: number, tol = 1e-5, what = ''): void {
+  assert.ok(Math.abs(got - want) <= tol, `${what} ${got} vs ${want} (tol ${tol})`);
+}

@@ -15,15 +15,17 @@ import {
 } from '../../../train/distill/adversarial.js';
 import { AdversarialConfigSchema, type AdversarialConfig } from '../../../train/distill/config.js';
 import type { KdContext, KdTeacherView } from '../../../train/distill/types.js';
-import { adaptedKdLevels, kdContext, paramStore, type AdaptedLevelSetup } from '../../helpers/kd-context.js';
+import {
+  close,
+  adaptedKdLevels,
+  kdContext,
+  paramStore,
+  type AdaptedLevelSetup,
+} from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
 
 const LN2 = Math.log(2);
-
-function close(got: number, want: number, tol = 1e-5, what = ''): void {
-  assert.ok(Math.abs(got - want) < tol, `${what} ${got} vs ${want}`);
-}
 
 interface ViewSetup {
   weight: number;

@@ -13,15 +13,11 @@ import {
 } from '../../../train/distill/hkd.js';
 import { safeLogit } from '../../../train/distill/common.js';
 import type { KdBox, KdContext, KdLevel } from '../../../train/distill/types.js';
-import { assertStudentOnlyStep, kdContext, kdLevel, randomPyramid } from '../../helpers/kd-context.js';
+import { close, assertStudentOnlyStep, kdContext, kdLevel, randomPyramid } from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
 
 const SIZE = 64;
-
-function close(got: number, want: number, tol: number, what = ''): void {
-  assert.ok(Math.abs(got - want) <= tol, `${what} ${got} vs ${want} (tol ${tol})`);
-}
 
 const scalar = (x: tf.Scalar) => x.dataSync()[0];
 

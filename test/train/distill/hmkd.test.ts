@@ -16,13 +16,15 @@ import {
   type AbfWeights,
 } from '../../../train/distill/hmkd.js';
 import type { KdBox, KdContext, KdDims } from '../../../train/distill/types.js';
-import { adaptedKdLevels, kdContext, paramStore, type AdaptedLevelSetup } from '../../helpers/kd-context.js';
+import {
+  close,
+  adaptedKdLevels,
+  kdContext,
+  paramStore,
+  type AdaptedLevelSetup,
+} from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
-
-function close(got: number, want: number, tol = 1e-5, what = ''): void {
-  assert.ok(Math.abs(got - want) < tol, `${what} ${got} vs ${want}`);
-}
 
 const INPUT = 64;
 

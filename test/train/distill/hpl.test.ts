@@ -5,13 +5,9 @@ import type { Level } from '../../../models/core/spec.js';
 import { HplConfigSchema } from '../../../train/distill/config.js';
 import { hintLoss, hplTerms, relationLoss } from '../../../train/distill/hpl.js';
 import type { KdContext, KdLevel } from '../../../train/distill/types.js';
-import { assertStudentOnlyStep, kdContext, kdLevel, randomPyramid } from '../../helpers/kd-context.js';
+import { close, assertStudentOnlyStep, kdContext, kdLevel, randomPyramid } from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
-
-function close(got: number, want: number, tol: number, what = ''): void {
-  assert.ok(Math.abs(got - want) <= tol, `${what} ${got} vs ${want} (tol ${tol})`);
-}
 
 const lvl = kdLevel;
 const pyramid = randomPyramid;

@@ -12,15 +12,11 @@ import {
 } from '../../../train/distill/rm-pfi.js';
 import { safeLogit } from '../../../train/distill/common.js';
 import type { KdBox, KdContext, KdLevel } from '../../../train/distill/types.js';
-import { assertStudentOnlyStep, kdContext, kdLevel, randomPyramid } from '../../helpers/kd-context.js';
+import { close, assertStudentOnlyStep, kdContext, kdLevel, randomPyramid } from '../../helpers/kd-context.js';
 
 await tf.setBackend('cpu');
 
 const SIZE = 64;
-
-function close(got: number, want: number, tol: number, what = ''): void {
-  assert.ok(Math.abs(got - want) <= tol, `${what} ${got} vs ${want} (tol ${tol})`);
-}
 
 function assertClose(got: ArrayLike<number>, want: ArrayLike<number>, tol: number): void {
   assert.equal(got.length, want.length);
