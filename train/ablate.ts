@@ -279,7 +279,8 @@ export interface AblationResult {
   json: string;
 }
 
-function describeSource(s: DataSource): string {
+function describeSource(s: DataSource | DataSource[]): string {
+  if (Array.isArray(s)) return s.map(describeSource).join(' + ');
   switch (s.kind) {
     case 'synthetic':
       return `synthetic ${s.count} images (seed ${s.seed}${s.width ? `, ${s.width}x${s.height ?? s.width}` : ''})`;

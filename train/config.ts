@@ -72,7 +72,9 @@ export const TrainConfigSchema = z.strictObject({
     .describe('(int) data-parallel replicas, one per core; 0 = number of cores'),
   seed: z.number().int().default(0).describe('(int) seed for weights, shuffling and augmentation'),
   data: z.strictObject({
-    train: DataSourceSchema.describe('training set'),
+    train: z
+      .union([DataSourceSchema, z.array(DataSourceSchema).min(1)])
+      .describe('training set: one source, or a list whose samples are concatenated (e.g. real + synthetic)'),
     val: DataSourceSchema.optional().describe('held-out set for periodic eval'),
     aliases: z
       .record(z.string(), z.string())

@@ -14,6 +14,35 @@ export interface ClassMapping {
 }
 
 /**
+ * Opens one source, or several concatenated into one set (sample ids get a `<index>:` prefix so
+ * they stay unique: teacher-cache keys and skip records use them).
+ * @throws {DataFormatError} / {ConfigError} from the readers, naming the file and field
+ */
+export async function openTrainingSet(
+  src: DataSource | DataSource[],
+  spec: ModelSpec,
+  mapping: ClassMapping,
+): Promise<Dataset> {
+  if (!Array.isArray(src)) return openDataset(src, spec, mapping);
+  if (src.length === 1) return openDataset(src[0], spec, mapping);
+  const parts = await Promise.all(src.map((s) => openDataset(s, spec, mapping)));
+  return {
+    name: parts.map((p) => p.name).join(' + '),
+    classes: spec.classes,
+    samples: parts.flatMap((p, i) =>
+      p.samples.map((s) => ({
+        id: `${i}:${s.id}`,
+        width: s.width,
+        height: s.height,
+        annotations: s.annotations,
+        load: () => s.load(),
+      })),
+    ),
+    skipped: parts.flatMap((p, i) => p.skipped.map((r) => ({ ...r, what: `[${i}] ${r.what}` }))),
+  };
+}
+
+/**
  * @throws {DataFormatError} / {ConfigError} from the readers, naming the file and field
  */
 export async function openDataset(src: DataSource, spec: ModelSpec, mapping: ClassMapping): Promise<Dataset> {

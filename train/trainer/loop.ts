@@ -18,7 +18,7 @@ import type { ProgressEvent } from '../../models/core/events.js';
 import { headStride, parseModelSpec, readModelSpec, type ModelSpec } from '../../models/core/spec.js';
 import type { NamedTensor } from '../../models/core/safetensors.js';
 import type { TrainConfig } from '../config.js';
-import { openDataset } from '../datasets.js';
+import { openDataset, openTrainingSet } from '../datasets.js';
 import { createLoader } from '../data/loader.js';
 import type { Dataset, TrainBatch } from '../data/types.js';
 import { buildTargets } from '../targets.js';
@@ -143,7 +143,7 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
   const lastPath = join(runDir, 'last.safetensors');
   const bestPath = join(runDir, 'best.safetensors');
 
-  const trainSet = await openDataset(cfg.data.train, spec, cfg.data);
+  const trainSet = await openTrainingSet(cfg.data.train, spec, cfg.data);
   const valSet: Dataset | undefined = cfg.data.val
     ? await openDataset(cfg.data.val, spec, cfg.data)
     : undefined;
