@@ -12,6 +12,11 @@ interface Command {
 }
 
 const COMMANDS: Record<string, Command> = {
+  demo: {
+    summary:
+      'the whole product in a few minutes: shipped model on a video, then distil, export and verify a student',
+    run: async (a) => (await import('./demo.js')).demoCommand(a),
+  },
   train: {
     summary: 'train a student detector from a config (tfjs: wasm replicas, or tfjs-node)',
     run: async (a) => (await import('../train/cli.js')).trainCommand(a),
@@ -47,6 +52,10 @@ const COMMANDS: Record<string, Command> = {
   video: {
     summary: 'run a detector on a video file, stream, camera or image folder: JSONL, annotated video, tracks',
     run: async (a) => (await import('../runtime/video-cli.js')).videoCommand(a),
+  },
+  serve: {
+    summary: 'HTTP inference server: /v1/detect (micro-batched), streams, metrics, web demo',
+    run: async (a) => (await import('../server/cli.js')).serveCommand(a),
   },
   model: {
     summary: 'model tools: `model info` prints params, MACs and feature taps',

@@ -26,6 +26,10 @@ function specFrom(values: Record<string, string | boolean | undefined>): ModelSp
 
 export async function modelCommand(argv: string[]): Promise<number> {
   const sub = argv[0];
+  if (sub === '--help' || sub === '-h') {
+    console.log(HELP);
+    return 0;
+  }
   if (sub !== 'info') {
     console.error(`error[ERR_CONFIG_UNKNOWN_KEY]: unknown model subcommand '${sub ?? ''}'\n${HELP}`);
     return 2;

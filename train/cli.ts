@@ -323,6 +323,14 @@ async function dataFramesCommand(argv: string[]): Promise<number> {
 export async function dataCommand(argv: string[]): Promise<number> {
   const [sub, ...rest] = argv;
   if (sub === 'frames') return dataFramesCommand(rest);
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    console.log(
+      'usage: edgekd data <subcommand> [options]   (available: synth, frames)\n' +
+        '  synth   write a synthetic COCO set (edgekd data synth --help)\n' +
+        '  frames  extract video frames to JPEGs (edgekd data frames --help)',
+    );
+    return sub === undefined ? 2 : 0;
+  }
   if (sub !== 'synth') {
     console.error(
       `error[ERR_CONFIG_UNKNOWN_KEY]: unknown data subcommand '${sub ?? ''}' (available: synth, frames)`,

@@ -83,12 +83,17 @@ export function loadCheckpoint(path: string): Checkpoint {
   return { spec, params, ema, optimizer: m && v ? { m: m.data, v: v.data } : undefined, state };
 }
 
+/** Prefix of distillation-only parameters (adapters, decoders, discriminators) in a checkpoint. */
+export const KD_PARAM_PREFIX = 'kd/';
+
 /**
  * The weights to deploy or evaluate: EMA values where present, raw otherwise, plus the BN
- * moving statistics.
+ * moving statistics. Distillation-only parameters (`kd/...`) are training state kept for
+ * --resume; the student never uses them, so they are left out.
  */
 export function deployWeights(ckpt: Checkpoint): Map<string, NamedTensor> {
-  const out = new Map(ckpt.params);
-  for (const [k, t] of ckpt.ema) out.set(k, t);
+  const out = new Map<string, NamedTensor>();
+  for (const [k, t] of ckpt.params) if (!k.startsWith(KD_PARAM_PREFIX)) out.set(k, t);
+  for (const [k, t] of ckpt.ema) if (!k.startsWith(KD_PARAM_PREFIX)) out.set(k, t);
   return out;
 }

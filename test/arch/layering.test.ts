@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync, existsSync } from 'node:fs';
 import { join, relative, resolve, dirname } from 'node:path';
 
 const ROOT = resolve(dirname(new URL(import.meta.url).pathname), '../../..');
-const FOLDERS = ['models', 'train', 'export', 'runtime', 'server', 'bin'];
+const FOLDERS = ['models', 'train', 'export', 'runtime', 'server', 'bin', 'web'];
 
 function walk(dir: string): string[] {
   if (!existsSync(dir)) return [];
@@ -50,6 +50,8 @@ const FORBIDDEN: Record<string, RegExp[]> = {
   runtime: [/^(train|export|server|bin)$/, /^models\/arch$/, /^@tensorflow\//],
   server: [/^(train|export|bin)$/, /^models\/arch$/, /^@tensorflow\//],
   bin: [],
+  // The browser page bundles pure modules only: no Node-side stacks, no native ONNX Runtime.
+  web: [/^(train|export|server|bin)$/, /^models\/arch$/, /^@tensorflow\//, /^onnxruntime-node$/, /^sharp$/],
 };
 
 test('no source file imports across a forbidden layer edge', () => {

@@ -6,9 +6,11 @@
 import seedrandom from 'seedrandom';
 import type { ParamLayout, ParamSlot } from '../trainer/param-layout.js';
 import type { KdParamSpec } from './types.js';
+import { KD_PARAM_PREFIX } from '../../models/core/checkpoint.js';
 
 /** Checkpoint-name prefix of KD parameters (the exporter only reads spec parameter names). */
-export const KD_CHECKPOINT_PREFIX = 'kd/';
+/** One definition: models/core's deployWeights drops exactly these when exporting. */
+export const KD_CHECKPOINT_PREFIX = KD_PARAM_PREFIX;
 
 /** Layout of KD parameters of one group, starting at `offset` (to append after the student's). */
 export function kdLayout(specs: KdParamSpec[], group: KdParamSpec['group'], offset = 0): ParamLayout {

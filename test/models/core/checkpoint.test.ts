@@ -69,6 +69,23 @@ test('checkpoint round-trips spec, params, EMA, optimiser and state; deploy weig
   assert.deepEqual(Array.from(dep.get('s')!.data), [3]);
 });
 
+test('deploy weights leave out distillation-only kd/ parameters (export and eval use them)', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'edgekd-ckpt-'));
+  const path = join(dir, 'kd.safetensors');
+  saveCheckpoint(path, {
+    spec,
+    params: new Map([
+      ['w', { shape: [2], data: new Float32Array([1, 2]) }],
+      ['kd/kd.adapter.t0.P3.weight', { shape: [1], data: new Float32Array([7]) }],
+    ]),
+    ema: new Map([['w', { shape: [2], data: new Float32Array([3, 4]) }]]),
+  });
+  const ck = loadCheckpoint(path);
+  assert.ok(ck.params.has('kd/kd.adapter.t0.P3.weight'), 'kept in the checkpoint for --resume');
+  assert.deepEqual([...deployWeights(ck).keys()], ['w']);
+  assert.deepEqual(Array.from(deployWeights(ck).get('w')!.data), [3, 4]);
+});
+
 test('rejects a truncated checkpoint with ERR_CHECKPOINT naming the file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'edgekd-ckpt-'));
   const path = join(dir, 'x.safetensors');
