@@ -29,9 +29,8 @@ import {
 import { availableParallelism, cpus } from 'node:os';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { didYouMean } from '../models/core/config.js';
+import { parseFlagArgs } from '../models/core/config.js';
 import type { BoxXyxy } from '../models/core/detection.js';
 import { ConfigError, EdgekdError, formatError } from '../models/core/errors.js';
 import { writeFileAtomic } from '../models/core/safetensors.js';
@@ -151,20 +150,12 @@ function section(n: number, total: number, title: string): void {
  * @throws {ConfigError} for unknown flags (with a did-you-mean hint) and bad values
  */
 export function parseDemoArgs(argv: string[], root: string): DemoOptions & { help: boolean } {
-  let v: Record<string, string | boolean | undefined>;
-  try {
-    v = parseArgs({ args: argv, options: FLAGS, strict: true, allowPositionals: false }).values;
-  } catch (e) {
-    const m = /Unknown option '--?([^']+)'/.exec((e as Error).message);
-    if (m) {
-      const hint = didYouMean(m[1], Object.keys(FLAGS));
-      throw new ConfigError(
-        'ERR_CONFIG_UNKNOWN_KEY',
-        `unknown flag --${m[1]}${hint ? `; did you mean --${hint}?` : ''}`,
-      );
-    }
-    throw new ConfigError('ERR_CONFIG_INVALID', (e as Error).message);
-  }
+  const { values: v, positionals } = parseFlagArgs(argv, FLAGS);
+  if (positionals.length)
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `unexpected argument '${positionals[0]}' (edgekd demo takes only flags)`,
+    );
   let frames: number | undefined;
   if (v.frames !== undefined) {
     frames = Number(v.frames);

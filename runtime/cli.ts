@@ -12,9 +12,8 @@
 import { mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, extname, join } from 'node:path';
-import { parseArgs } from 'node:util';
 import sharp from 'sharp';
-import { didYouMean } from '../models/core/config.js';
+import { numberFlag, parseFlagArgs, type FlagValues } from '../models/core/config.js';
 import { ConfigError, formatError } from '../models/core/errors.js';
 import type { Detection } from '../models/core/detection.js';
 import { letterboxTransform } from '../models/core/letterbox.js';
@@ -25,45 +24,11 @@ import type { DetectResult, Detector, DetectorOptions, PreparedFrame, ProviderNa
 
 type Flags = Record<string, { type: 'string' | 'boolean'; short?: string }>;
 
-/** node:util parseArgs with edgekd's errors: unknown flags get a did-you-mean hint. */
-function parseFlags(
-  argv: string[],
-  options: Flags,
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  try {
-    const r = parseArgs({
-      args: argv,
-      options: { ...options, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: true,
-    });
-    return { values: r.values as Record<string, string | boolean | undefined>, positionals: r.positionals };
-  } catch (e) {
-    const m = /Unknown option '--?([^']+)'/.exec((e as Error).message);
-    if (m) {
-      const hint = didYouMean(m[1], Object.keys(options));
-      throw new ConfigError(
-        'ERR_CONFIG_UNKNOWN_KEY',
-        `unknown flag --${m[1]}${hint ? `; did you mean --${hint}?` : ''}`,
-      );
-    }
-    throw new ConfigError('ERR_CONFIG_INVALID', (e as Error).message);
-  }
+function parseFlags(argv: string[], options: Flags): { values: FlagValues; positionals: string[] } {
+  return parseFlagArgs(argv, { ...options, help: { type: 'boolean', short: 'h' } });
 }
 
-function num(
-  values: Record<string, string | boolean | undefined>,
-  name: string,
-  check: (v: number) => boolean,
-  what: string,
-): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v === '' || !Number.isFinite(n) || !check(n))
-    throw new ConfigError('ERR_CONFIG_INVALID', `--${name} must be ${what}, got '${String(v)}'`);
-  return n;
-}
+const num = numberFlag;
 
 const isInt = (min: number) => (v: number) => Number.isInteger(v) && v >= min;
 

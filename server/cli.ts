@@ -2,8 +2,7 @@
  * `edgekd serve --model FILE [--port 8080] [--host 127.0.0.1] ...`: the HTTP inference server
  * (server/app.ts) until SIGTERM / SIGINT, then a graceful shutdown and exit 0.
  */
-import { parseArgs } from 'node:util';
-import { didYouMean } from '../models/core/config.js';
+import { numberFlag, parseFlagArgs } from '../models/core/config.js';
 import { ConfigError } from '../models/core/errors.js';
 import { parseProviders } from '../runtime/providers.js';
 import { createServer, type ServerOptions } from './app.js';
@@ -58,35 +57,10 @@ Options:
 
 /** node:util parseArgs with edgekd's errors: unknown flags get a did-you-mean hint. */
 function parseFlags(argv: string[]): { values: Values; positionals: string[] } {
-  try {
-    const r = parseArgs({
-      args: argv,
-      options: { ...FLAGS, help: { type: 'boolean', short: 'h' } },
-      strict: true,
-      allowPositionals: true,
-    });
-    return { values: r.values as Values, positionals: r.positionals };
-  } catch (e) {
-    const m = /Unknown option '--?([^']+)'/.exec((e as Error).message);
-    if (m) {
-      const hint = didYouMean(m[1], Object.keys(FLAGS));
-      throw new ConfigError(
-        'ERR_CONFIG_UNKNOWN_KEY',
-        `unknown flag --${m[1]}${hint ? `; did you mean --${hint}?` : ''}`,
-      );
-    }
-    throw new ConfigError('ERR_CONFIG_INVALID', (e as Error).message);
-  }
+  return parseFlagArgs(argv, { ...FLAGS, help: { type: 'boolean', short: 'h' } });
 }
 
-function num(values: Values, name: string, check: (v: number) => boolean, what: string): number | undefined {
-  const v = values[name];
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v === '' || !Number.isFinite(n) || !check(n))
-    throw new ConfigError('ERR_CONFIG_INVALID', `--${name} must be ${what}, got '${String(v)}'`);
-  return n;
-}
+const num = numberFlag;
 
 const isInt = (min: number) => (v: number) => Number.isInteger(v) && v >= min;
 

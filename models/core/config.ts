@@ -184,26 +184,12 @@ export function parseCli<S extends z.ZodType>(
       } else args.push(`${a}=true`);
     } else args.push(a);
   }
-  let parsed: ReturnType<typeof parseArgs>;
-  try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
-    if (parsed.positionals.length) {
-      throw new ConfigError(
-        'ERR_CONFIG_INVALID',
-        `unexpected argument '${parsed.positionals[0]}' (flags take the form --name value)`,
-      );
-    }
-  } catch (e) {
-    if (e instanceof ConfigError) throw e;
-    const m = /Unknown option '--?([^']+)'/.exec((e as Error).message);
-    if (m) {
-      const hint = didYouMean(m[1], Object.keys(options));
-      throw new ConfigError(
-        'ERR_CONFIG_UNKNOWN_KEY',
-        `unknown flag --${m[1]}${hint ? `; did you mean --${hint}?` : ''}`,
-      );
-    }
-    throw new ConfigError('ERR_CONFIG_INVALID', (e as Error).message);
+  const parsed = parseFlagArgs(args, options);
+  if (parsed.positionals.length) {
+    throw new ConfigError(
+      'ERR_CONFIG_INVALID',
+      `unexpected argument '${parsed.positionals[0]}' (flags take the form --name value)`,
+    );
   }
   const values = parsed.values as Record<string, string | boolean | undefined>;
   let merged: unknown = base;
@@ -282,4 +268,52 @@ export function helpText(usage: string, schema: z.ZodType, extra: string[] = [])
     lines.push(`  --${f.flag}${arg}`.padEnd(38) + ` ${f.description}${dflt}`);
   }
   return lines.join('\n');
+}
+
+/** Flag definitions in node:util parseArgs form. */
+export type FlagOptions = Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }>;
+export type FlagValues = Record<string, string | boolean | undefined>;
+
+/**
+ * node:util parseArgs (strict, positionals allowed) with edgekd's errors: an unknown flag is
+ * `ERR_CONFIG_UNKNOWN_KEY` with a did-you-mean hint, anything else `ERR_CONFIG_INVALID`. Every CLI
+ * parses its flags through here so they all fail the same way.
+ * @throws {ConfigError}
+ */
+export function parseFlagArgs(
+  argv: string[],
+  options: FlagOptions,
+): { values: FlagValues; positionals: string[] } {
+  try {
+    const r = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    return { values: r.values as FlagValues, positionals: r.positionals };
+  } catch (e) {
+    const m = /Unknown option '--?([^']+)'/.exec((e as Error).message);
+    if (m) {
+      const hint = didYouMean(m[1], Object.keys(options));
+      throw new ConfigError(
+        'ERR_CONFIG_UNKNOWN_KEY',
+        `unknown flag --${m[1]}${hint ? `; did you mean --${hint}?` : ''}`,
+      );
+    }
+    throw new ConfigError('ERR_CONFIG_INVALID', (e as Error).message);
+  }
+}
+
+/**
+ * A numeric flag: undefined when absent, else the number if `check` accepts it.
+ * @throws {ConfigError} `--name must be <what>, got '<value>'`
+ */
+export function numberFlag(
+  values: FlagValues,
+  name: string,
+  check: (v: number) => boolean,
+  what: string,
+): number | undefined {
+  const v = values[name];
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v === '' || !Number.isFinite(n) || !check(n))
+    throw new ConfigError('ERR_CONFIG_INVALID', `--${name} must be ${what}, got '${String(v)}'`);
+  return n;
 }
