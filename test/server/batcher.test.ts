@@ -68,19 +68,40 @@ describe('MicroBatcher', () => {
     );
   });
 
-  test('holds a partial batch for maxWaitMs, then runs it', async () => {
+  test('a partial batch waits for items still being prepared, at most maxWaitMs', async () => {
+    const f = fakeRun();
+    const b = batcher(f.run, { maxBatch: 8, maxWaitMs: 200 });
+    const t0 = performance.now();
+    // Item 2 is still decoding (20 ms) when item 1 is ready: item 1 waits for it.
+    const p1 = b.submit(() => 1);
+    const p2 = b.submit(() => sleep(20).then(() => 2));
+    const [o1, o2] = await Promise.all([p1, p2]);
+    const waited = performance.now() - t0;
+    assert.deepEqual(f.batches, [[1, 2]], 'the item in preparation joined the waiting one');
+    assert.ok(waited >= 18, `ran after ${waited.toFixed(1)} ms, before item 2 was ready`);
+    assert.ok(o1.queueMs >= o2.queueMs, 'the first item waited longer');
+  });
+
+  test('the wait window caps how long a ready item waits for one in preparation', async () => {
     const f = fakeRun();
     const b = batcher(f.run, { maxBatch: 8, maxWaitMs: 60 });
     const t0 = performance.now();
-    const p1 = b.submit(() => 1);
-    await sleep(20);
-    const p2 = b.submit(() => 2);
-    const [o1, o2] = await Promise.all([p1, p2]);
-    const waited = performance.now() - t0;
-    assert.deepEqual(f.batches, [[1, 2]], 'the late item joined the waiting one');
-    assert.ok(waited >= 55, `ran after ${waited.toFixed(1)} ms, before the 60 ms window`);
-    assert.ok(waited < 1000, `ran after ${waited.toFixed(1)} ms`);
-    assert.ok(o1.queueMs >= o2.queueMs, 'the first item waited longer');
+    const p1 = b.submit(() => 1).then((o) => ({ ...o, at: performance.now() - t0 }));
+    const p2 = b.submit(() => sleep(400).then(() => 2));
+    const o1 = await p1;
+    assert.ok(o1.at >= 55 && o1.at < 350, `item 1 ran after ${o1.at.toFixed(1)} ms (window 60 ms)`);
+    await p2;
+    assert.deepEqual(f.batches, [[1], [2]]);
+  });
+
+  test('a lone request runs at once: nothing in preparation, no wait window paid', async () => {
+    const f = fakeRun();
+    const b = batcher(f.run, { maxBatch: 8, maxWaitMs: 500 });
+    const t0 = performance.now();
+    const o = await b.submit(() => 1);
+    const took = performance.now() - t0;
+    assert.ok(took < 250, `took ${took.toFixed(1)} ms with a 500 ms window`);
+    assert.equal(o.batchSize, 1);
   });
 
   test('runs a full batch at once, without waiting for the window', async () => {
