@@ -12,7 +12,7 @@
  * onnxruntime-node built from source with those options wired in, or serving the model from
  * Triton (`edgekd export --triton DIR`, whose onnxruntime backend takes TensorRT accelerator
  * parameters in config.pbtxt). On linux-x64 the CUDA / TensorRT provider libraries are fetched by
- * the package's install script (skipped when ONNXRUNTIME_NODE_INSTALL_CUDA=skip); on linux-arm64
+ * the package's install script (skipped when ONNXRUNTIME_NODE_INSTALL=skip / onnxruntime-node-install=skip); on linux-arm64
  * (Jetson) the npm package is CPU-only.
  */
 import { existsSync } from 'node:fs';
@@ -109,7 +109,7 @@ export function precheckProvider(
   if (entry.bundled || provider === 'webgpu') return undefined;
   const missing = providerLibraries(provider).filter((f) => !existsSync(join(libDir, f)));
   if (missing.length)
-    return `${missing.join(' and ')} not found in ${libDir}: onnxruntime-node's install script fetches the ${provider.toUpperCase()} provider libraries on linux-x64 (skipped when ONNXRUNTIME_NODE_INSTALL_CUDA=skip or offline); install them, or use a custom onnxruntime build`;
+    return `${missing.join(' and ')} not found in ${libDir}: onnxruntime-node's install script fetches the ${provider.toUpperCase()} provider libraries on linux-x64 (skipped when ONNXRUNTIME_NODE_INSTALL=skip / onnxruntime-node-install=skip or offline); install them, or use a custom onnxruntime build`;
   return undefined;
 }
 

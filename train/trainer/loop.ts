@@ -276,6 +276,9 @@ export async function runTraining(cfg: TrainConfig, opts: RunTrainingOptions = {
     totalSteps,
     minLrRatio: cfg.train.minLrRatio,
   };
+  // `--backend auto` tried faster backends first (tfjs-node); say why each was passed over.
+  for (const f of pool.info.fallbacks)
+    emit({ kind: 'skip', what: `training backend '${f.name}'`, reason: f.reason });
   emit({
     kind: 'train-start',
     backend: `${pool.info.backend} (${pool.info.detail})`,
