@@ -11,6 +11,13 @@ export const ExportConfigSchema = z.strictObject({
     .enum(['heads', 'boxes'])
     .default('boxes')
     .describe('(heads|boxes) heads: heatmap/size/offset NHWC; boxes: detections [N, K, 6] decoded in-graph'),
+  inputSize: z
+    .string()
+    .regex(/^\d+(x\d+)?$/, 'expected N or WxH, e.g. 256 or 320x256')
+    .optional()
+    .describe(
+      '(N|WxH) export at another input size than the checkpoint spec (multiples of 32; the network is fully convolutional, the model card records both sizes)',
+    ),
   opset: z
     .union([z.literal(17), z.literal(18)])
     .default(17)

@@ -30,7 +30,7 @@ import { deployWeights, loadCheckpoint } from '../models/core/checkpoint.js';
 import { ConfigError, ModelFormatError } from '../models/core/errors.js';
 import { writeFileAtomic } from '../models/core/safetensors.js';
 import { buildGraph, graphCost } from '../models/arch/graph.js';
-import type { ModelSpec } from '../models/core/spec.js';
+import { parseModelSpec, type ModelSpec } from '../models/core/spec.js';
 import type { ProgressEvent } from '../models/core/events.js';
 
 /** Progress of an export (the export members of the shared {@link ProgressEvent} union). */
@@ -49,6 +49,8 @@ export interface ModelCard {
   producer: { name: 'edgekd'; version: string };
   checkpoint: string;
   spec: ModelSpec;
+  /** Set when exported with --input-size: the input size the checkpoint was trained at. */
+  trainedInput?: { width: number; height: number };
   opset: number;
   irVersion: number;
   precision: ExportConfig['precision'];
@@ -248,6 +250,20 @@ async function convertPrecision(
  * // files: tiny.onnx, tiny.json; event line: "export onnx ok 1.4s tiny.onnx (0.3 MB)"
  * ```
  */
+/**
+ * The spec with its input size replaced (`N` or `WxH`), validated like any spec (multiples of 32).
+ * @throws {ConfigError} naming --input-size when the size is not allowed
+ */
+export function withInputSize(spec: ModelSpec, size: string | undefined): ModelSpec {
+  if (!size) return spec;
+  const [w, h = w] = size.split('x').map(Number);
+  try {
+    return parseModelSpec({ ...spec, input: { ...spec.input, width: w, height: h } });
+  } catch (e) {
+    throw new ConfigError('ERR_CONFIG_RANGE', `--input-size ${size}: ${(e as Error).message}`);
+  }
+}
+
 export async function exportOnnx(
   config: ExportConfig,
   onEvent?: (e: ExportEvent) => void,
@@ -260,7 +276,7 @@ export async function exportOnnx(
     checkWritable(config.out);
     step('load', config.checkpoint);
     const ckpt = loadCheckpoint(config.checkpoint);
-    const spec = ckpt.spec;
+    const spec = withInputSize(ckpt.spec, config.inputSize);
     const weights = deployWeights(ckpt);
 
     step('build', `${config.outputs} outputs, opset ${config.opset}`);
@@ -306,6 +322,9 @@ export async function exportOnnx(
       producer: { name: 'edgekd', version: producerVersion() },
       checkpoint: config.checkpoint,
       spec,
+      ...(config.inputSize
+        ? { trainedInput: { width: ckpt.spec.input.width, height: ckpt.spec.input.height } }
+        : {}),
       opset: config.opset,
       irVersion: Number(model.irVersion),
       precision: config.precision,

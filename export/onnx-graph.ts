@@ -531,12 +531,14 @@ function emitDecode(
     ['decode.is_peak', 'heatmap', zero],
     [{ name: 'decode.peaks', dims: [N, h, w, C] }],
   );
-  b.i64('decode.flat_shape', [2], [0, -1]);
+  // TopK along axis 1 of [N, L, 1] yields the [N, K, 1] columns the rows are built from, with
+  // no Reshape/Unsqueeze after it (see the WebGPU note below).
+  b.i64('decode.flat_shape', [3], [0, -1, 1]);
   b.node(
     'Reshape',
     'decode.flat',
     ['decode.peaks', 'decode.flat_shape'],
-    [{ name: 'decode.flat', dims: [N, L] }],
+    [{ name: 'decode.flat', dims: [N, L, 1] }],
   );
   b.i64('decode.k', [1], [K]);
   b.node(
@@ -544,66 +546,56 @@ function emitDecode(
     'decode.topk',
     ['decode.flat', 'decode.k'],
     [
-      { name: 'decode.scores', dims: [N, K] },
-      { name: 'decode.index', dims: [N, K], elemType: I64 },
+      { name: 'decode.scores.k1', dims: [N, K, 1] },
+      { name: 'decode.index', dims: [N, K, 1], elemType: I64 },
     ],
-    { axis: -1, largest: 1, sorted: 1 },
+    { axis: 1, largest: 1, sorted: 1 },
   );
-  // index = cell * C + class; cell = y * w + x (non-negative, so Div is floor division).
-  b.i64('decode.num_classes', [], [C]);
-  b.i64('decode.width', [], [w]);
-  b.node(
-    'Div',
-    'decode.cell',
-    ['decode.index', 'decode.num_classes'],
-    [{ name: 'decode.cell', dims: [N, K], elemType: I64 }],
-  );
-  b.node(
-    'Mod',
-    'decode.class_i',
-    ['decode.index', 'decode.num_classes'],
-    [{ name: 'decode.class_i', dims: [N, K], elemType: I64 }],
-  );
-  b.node(
-    'Div',
-    'decode.y_i',
-    ['decode.cell', 'decode.width'],
-    [{ name: 'decode.y_i', dims: [N, K], elemType: I64 }],
-  );
-  b.node(
-    'Mod',
-    'decode.x_i',
-    ['decode.cell', 'decode.width'],
-    [{ name: 'decode.x_i', dims: [N, K], elemType: I64 }],
-  );
+  // index = cell * C + class; cell = y * w + x. The arithmetic is int32 (exact: L < 2^31) in
+  // [N, K, 1] columns: onnxruntime-web's WebGPU EP mishandles the int64 path (Div/Mod on int64,
+  // then Unsqueeze of the Cast results came back as another tensor's data, every box at cell 0),
+  // and float index arithmetic would round once the fp16 converter turns it into float16.
   const F32 = onnx.TensorProto.DataType.FLOAT;
-  b.node('Cast', 'decode.class', ['decode.class_i'], [{ name: 'decode.class', dims: [N, K] }], { to: F32 });
-  b.node('Cast', 'decode.x', ['decode.x_i'], [{ name: 'decode.x', dims: [N, K] }], { to: F32 });
-  b.node('Cast', 'decode.y', ['decode.y_i'], [{ name: 'decode.y', dims: [N, K] }], { to: F32 });
-  b.i64('decode.axis2', [1], [2]);
-  for (const v of ['x', 'y', 'class', 'scores'])
-    b.node(
-      'Unsqueeze',
-      `decode.${v}.k1`,
-      [`decode.${v}`, 'decode.axis2'],
-      [{ name: `decode.${v}.k1`, dims: [N, K, 1] }],
-    );
+  const I32 = onnx.TensorProto.DataType.INT32;
+  if (L >= 2 ** 31) throw new Error(`decode: ${L} heatmap values do not fit int32 indices`);
+  b.node(
+    'Cast',
+    'decode.index.k1',
+    ['decode.index'],
+    [{ name: 'decode.index.k1', dims: [N, K, 1], elemType: I32 }],
+    { to: I32 },
+  );
+  // int32 scalars, as Casts of int64 initializers (ORT folds them when the session loads).
+  const i32 = (name: string, v: number) => {
+    b.i64(`${name}_i64`, [], [v]);
+    b.node('Cast', name, [`${name}_i64`], [{ name, dims: [], elemType: I32 }], { to: I32 });
+    return name;
+  };
+  const col = (op: string, name: string, a: string, c: string) =>
+    b.node(op, name, [a, c], [{ name, dims: [N, K, 1], elemType: I32 }]);
+  i32('decode.num_classes', C);
+  i32('decode.width', w);
+  // Non-negative operands, so Div is floor division; x = cell - y * w instead of Mod.
+  col('Div', 'decode.cell', 'decode.index.k1', 'decode.num_classes');
+  col('Mul', 'decode.cell_start', 'decode.cell', 'decode.num_classes');
+  col('Sub', 'decode.class_i', 'decode.index.k1', 'decode.cell_start');
+  col('Div', 'decode.y_i', 'decode.cell', 'decode.width');
+  col('Mul', 'decode.row_start', 'decode.y_i', 'decode.width');
+  col('Sub', 'decode.x_i', 'decode.cell', 'decode.row_start');
+  for (const v of ['class', 'x', 'y'])
+    b.node('Cast', `decode.${v}.k1`, [`decode.${v}_i`], [{ name: `decode.${v}.k1`, dims: [N, K, 1] }], {
+      to: F32,
+    });
   b.node('Concat', 'decode.xy', ['decode.x.k1', 'decode.y.k1'], [{ name: 'decode.xy', dims: [N, K, 2] }], {
     axis: 2,
   });
   // Gather size/offset at the cells: [N, h*w, 2] with indices [N, K, 2].
   b.node(
-    'Unsqueeze',
-    'decode.cell.k1',
-    ['decode.cell', 'decode.axis2'],
-    [{ name: 'decode.cell.k1', dims: [N, K, 1], elemType: I64 }],
-  );
-  b.i64('decode.expand2', [3], [1, 1, 2]);
-  b.node(
-    'Expand',
+    'Concat',
     'decode.cell.k2',
-    ['decode.cell.k1', 'decode.expand2'],
-    [{ name: 'decode.cell.k2', dims: [N, K, 2], elemType: I64 }],
+    ['decode.cell', 'decode.cell'],
+    [{ name: 'decode.cell.k2', dims: [N, K, 2], elemType: I32 }],
+    { axis: 2 },
   );
   b.i64('decode.cells_shape', [3], [0, h * w, 2]);
   for (const v of ['size', 'offset']) {

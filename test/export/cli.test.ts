@@ -54,3 +54,50 @@ test('edgekd export: bad flags exit 2, a bad checkpoint exits 1 with its code, n
   assert.match(help.stdout, /--outputs VALUE/);
   assert.match(help.stdout, /--no-verify/);
 });
+
+test('edgekd export --input-size: the same weights at another resolution, parity checked, both sizes on the card', async () => {
+  const ort = await import('onnxruntime-node');
+  const dir = mkdtempSync(join(tmpdir(), 'edgekd-export-cli-'));
+  const spec = tinySpec();
+  writeRandomCheckpoint(join(dir, 'ck.safetensors'), spec);
+  const out = join(dir, 'small.onnx');
+  const w = spec.input.width + 32;
+  const r = run([
+    '--checkpoint',
+    join(dir, 'ck.safetensors'),
+    '--out',
+    out,
+    '--input-size',
+    `${w}x${spec.input.height}`,
+  ]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stderr, /parity \(fp32, ort cpu vs tfjs cpu\)/);
+  const card = JSON.parse(readFileSync(join(dir, 'small.json'), 'utf8')) as {
+    spec: { input: { width: number; height: number } };
+    trainedInput: { width: number; height: number };
+  };
+  assert.deepEqual([card.spec.input.width, card.spec.input.height], [w, spec.input.height]);
+  assert.deepEqual(card.trainedInput, { width: spec.input.width, height: spec.input.height });
+  const session = await ort.InferenceSession.create(out);
+  const input = new ort.Tensor('float32', new Float32Array(3 * w * spec.input.height), [
+    1,
+    3,
+    spec.input.height,
+    w,
+  ]);
+  const res = await session.run({ [session.inputNames[0]]: input });
+  assert.ok(Object.keys(res).length > 0);
+  await session.release();
+
+  const bad = run([
+    '--checkpoint',
+    join(dir, 'ck.safetensors'),
+    '--out',
+    join(dir, 'bad.onnx'),
+    '--input-size',
+    '250',
+  ]);
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /--input-size 250: .*multiple of 32/);
+  assert.ok(!existsSync(join(dir, 'bad.onnx')));
+});
