@@ -508,7 +508,7 @@ const slow =
   skip || (process.env.EDGEKD_SLOW === '1' ? false : 'about a minute of software WebGPU: set EDGEKD_SLOW=1');
 
 test(
-  'on a WebGPU adapter (SwiftShader) the page keeps WebGPU only where it matches wasm',
+  'on a WebGPU adapter (SwiftShader) boxes and heads models run on WebGPU and match the server',
   { skip: slow, timeout: 300_000 },
   async () => {
     const gpu = await chromium.launch({
@@ -532,12 +532,11 @@ test(
         });
         const srv = await serverDetect(url, png, Number(await p.inputValue('#threshold')));
         console.log(`# ${url}: ${JSON.stringify(state)} ready in ${loadMs.toFixed(0)} ms`);
-        // Either WebGPU agreed with wasm on the probe frame, or it was dropped saying why.
-        if (state.backend !== 'webgpu')
-          assert.match(
-            state.fallbacks.map((f) => `${f.backend}: ${f.reason}`).join('; '),
-            /webgpu: .*differ/,
-          );
+        // The page's probe-frame check against wasm passed: the in-graph decode of the boxes
+        // model avoids the pattern onnxruntime-web's WebGPU EP got wrong (export/onnx-graph.ts).
+        assert.deepEqual(state, { backend: 'webgpu', fallbacks: [] });
+        assert.equal(await p.getAttribute('#view', 'data-backend'), 'webgpu');
+        assert.ok(frame.detections.length > 0);
         assert.equal(frame.detections.length, srv.detections.length);
         assert.equal(matchBoxes(frame.detections, srv.detections, 1).matched, srv.detections.length);
         await p.close();

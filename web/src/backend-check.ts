@@ -1,10 +1,11 @@
 /**
  * Cross-checks a GPU backend against the WebAssembly reference on one probe frame before the
  * page trusts it. onnxruntime-web's WebGPU kernels do not all behave like its CPU ones: with
- * 1.30, the in-graph decode of edgekd's `boxes` export comes back with every box centred on
- * cell (0, 0) (an Unsqueeze after an int64 Cast returns another tensor's data), while the raw
- * `heads` outputs agree to 1e-6. A wrong backend is dropped, with the reason, rather than left
- * to draw plausible-looking wrong boxes.
+ * 1.30, a Reshape/Unsqueeze of a tensor copied from a CPU kernel (TopK, int64 Casts) returned
+ * another tensor's data, which put every box of older `boxes` exports at cell (0, 0). edgekd's
+ * boxes export now avoids that pattern; this check stays as the guard against the next such
+ * kernel difference: a wrong backend is dropped, with the reason, rather than left to draw
+ * plausible-looking wrong boxes.
  */
 
 /** Outputs by name, as flat float arrays. */
