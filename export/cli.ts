@@ -20,7 +20,12 @@ export async function exportCommand(argv: string[]): Promise<number> {
     return 0;
   }
   // Parity runs the tfjs student on the plain-JS cpu backend: exact float32, no native download.
-  if (config.verify) await tf.setBackend('cpu');
+  // PROD: tfjs's cpu backend otherwise prints an "install tfjs-node" notice; tfjs-node is optional
+  // here on purpose (docs/install.md) and the parity check does not need it.
+  if (config.verify) {
+    tf.env().set('PROD', true);
+    await tf.setBackend('cpu');
+  }
   const verbose = process.env.EDGEKD_LOG_LEVEL === 'debug' || process.env.EDGEKD_LOG_LEVEL === 'info';
   const onEvent = (e: ExportEvent): void => {
     if (e.kind === 'export-op') {
