@@ -5,7 +5,7 @@
  * backend. Reports the max abs difference per head and, for the `boxes` form, whether the
  * in-graph decode returns the same detections as `decodeCenterNet` on the tfjs heads.
  *
- * This is the only file of export/ that imports onnxruntime-node (layering rule).
+ * export/ imports onnxruntime-node only here and in calibration.ts (to run the FP32 graph).
  */
 import * as tf from '@tensorflow/tfjs';
 import * as ort from 'onnxruntime-node';

@@ -296,8 +296,10 @@ export const STREAM_ROUTES: readonly RouteDoc[] = [
     responses: {
       '201': json('StreamInfo', 'Started (URL sources: state "starting")'),
       '400': err('`invalid_parameter`'),
+      '415': err('`unsupported_media_type`: the body is not JSON'),
       '422': err('`stream_source`: the local source cannot be opened'),
       '429': err('`too_many_streams`'),
+      '503': err('`shutting_down`, or `stream_source` when ffmpeg is not installed'),
     },
   },
   {
