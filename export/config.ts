@@ -29,7 +29,9 @@ export const ExportConfigSchema = z.strictObject({
   calibration: z
     .string()
     .optional()
-    .describe('(string) int8 only: calibration set, a folder of images or synthetic:COUNT[:SEED]'),
+    .describe(
+      '(string) int8 only: calibration set: a folder of images, a COCO JSON file (its images) or synthetic:COUNT[:SEED]',
+    ),
   int8Activations: z
     .enum(['uint8', 'int8'])
     .default('uint8')

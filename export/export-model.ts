@@ -6,7 +6,7 @@
  * CPU) -> precision conversion (fp16 / int8) -> write `<out>` and `<name>.json` atomically
  * (temp file + rename; a failure leaves neither).
  */
-import { accessSync, constants, existsSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import sharp from 'sharp';
 import { createHash } from 'node:crypto';
 import { basename, dirname, extname, join, resolve } from 'node:path';
@@ -147,9 +147,39 @@ async function readImageFolder(dir: string, limit: number): Promise<RgbBuffer[]>
       'ERR_CONFIG_INVALID',
       `calibration folder '${dir}' holds no images (${[...CALIBRATION_IMAGE_EXTS].join(', ')})`,
     );
+  return decodeCalibrationImages(names.map((n) => join(dir, n)));
+}
+
+/**
+ * The images a COCO annotation file lists (`images[].file_name`, looked up in `images/` beside
+ * the JSON, then beside it), in file order, at most `limit`: calibrate on the training set.
+ * @throws {ConfigError} when the file is not COCO JSON, lists no images, or an image is missing
+ */
+async function readCocoImages(json: string, limit: number): Promise<RgbBuffer[]> {
+  let files: string[];
+  try {
+    const coco = JSON.parse(readFileSync(json, 'utf8')) as { images?: { file_name?: unknown }[] };
+    if (!Array.isArray(coco.images)) throw new Error("no 'images' array");
+    files = coco.images.slice(0, limit).map((im, i) => {
+      if (typeof im.file_name !== 'string') throw new Error(`images[${i}].file_name is not a string`);
+      return im.file_name;
+    });
+  } catch (e) {
+    throw new ConfigError('ERR_CONFIG_INVALID', `calibration COCO file '${json}': ${(e as Error).message}`, {
+      cause: e,
+    });
+  }
+  if (files.length === 0)
+    throw new ConfigError('ERR_CONFIG_INVALID', `calibration COCO file '${json}' lists no images`);
+  const base = dirname(json);
+  return decodeCalibrationImages(
+    files.map((f) => (existsSync(join(base, 'images', f)) ? join(base, 'images', f) : join(base, f))),
+  );
+}
+
+async function decodeCalibrationImages(files: string[]): Promise<RgbBuffer[]> {
   const out: RgbBuffer[] = [];
-  for (const n of names) {
-    const file = join(dir, n);
+  for (const file of files) {
     try {
       const { data, info } = await sharp(file)
         .removeAlpha()
@@ -183,10 +213,12 @@ async function calibrationBatches(config: ExportConfig, spec: ModelSpec): Promis
     );
   const m = /^synthetic:(\d+)(?::(-?\d+))?$/.exec(src);
   if (!m) {
+    if (src.toLowerCase().endsWith('.json') && existsSync(src) && statSync(src).isFile())
+      return imagesToBatches(await readCocoImages(src, config.calibrationLimit), spec.input, 8);
     if (!existsSync(src) || !statSync(src).isDirectory()) {
       throw new ConfigError(
         'ERR_CONFIG_INVALID',
-        `'calibration' must be synthetic:COUNT[:SEED] or a folder of images, got '${src}'`,
+        `'calibration' must be synthetic:COUNT[:SEED], a folder of images or a COCO JSON file, got '${src}' (a video: extract frames with \`edgekd data frames\` first)`,
       );
     }
     return imagesToBatches(await readImageFolder(src, config.calibrationLimit), spec.input, 8);

@@ -101,3 +101,53 @@ test('edgekd export --input-size: the same weights at another resolution, parity
   assert.match(bad.stderr, /--input-size 250: .*multiple of 32/);
   assert.ok(!existsSync(join(dir, 'bad.onnx')));
 });
+
+test('edgekd export --precision int8 --calibration COCO.json calibrates on the images the file lists', async () => {
+  const { default: sharp } = await import('sharp');
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'edgekd-export-cli-'));
+  writeRandomCheckpoint(join(dir, 'ck.safetensors'), tinySpec());
+  mkdirSync(join(dir, 'images'));
+  for (const [i, c] of [40, 200].entries())
+    await sharp({ create: { width: 48, height: 40, channels: 3, background: { r: c, g: 90, b: 255 - c } } })
+      .png()
+      .toFile(join(dir, 'images', `f${i}.png`));
+  const coco = (files: string[]) =>
+    JSON.stringify({
+      images: files.map((f, i) => ({ id: i, file_name: f, width: 48, height: 40 })),
+      annotations: [],
+    });
+  writeFileSync(join(dir, 'labels.json'), coco(['f0.png', 'f1.png']));
+  const ok = run([
+    '--checkpoint',
+    join(dir, 'ck.safetensors'),
+    '--out',
+    join(dir, 'q.onnx'),
+    '--precision',
+    'int8',
+    '--calibration',
+    join(dir, 'labels.json'),
+    '--no-verify',
+  ]);
+  assert.equal(ok.status, 0, ok.stderr);
+  const card = JSON.parse(readFileSync(join(dir, 'q.json'), 'utf8')) as {
+    quantization: { calibration: string };
+  };
+  assert.match(card.quantization.calibration, /labels\.json/);
+
+  writeFileSync(join(dir, 'broken.json'), coco(['f0.png', 'missing.png']));
+  const bad = run([
+    '--checkpoint',
+    join(dir, 'ck.safetensors'),
+    '--out',
+    join(dir, 'b.onnx'),
+    '--precision',
+    'int8',
+    '--calibration',
+    join(dir, 'broken.json'),
+    '--no-verify',
+  ]);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /missing\.png/);
+  assert.ok(!existsSync(join(dir, 'b.onnx')), 'no half-written model');
+});
