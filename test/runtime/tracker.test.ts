@@ -528,3 +528,37 @@ describe('parseCountLine', () => {
     });
   });
 });
+
+test('linearAssignment solves each group of competing pairs alone and reaches the whole-matrix optimum', () => {
+  let seed = 7;
+  const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
+  const limit = 0.8;
+  for (let trial = 0; trial < 200; trial++) {
+    const rows = 1 + Math.floor(rand() * 12);
+    const cols = 1 + Math.floor(rand() * 12);
+    // Sparse: most pairs forbidden, as for boxes that do not overlap.
+    const cost = Array.from({ length: rows }, () =>
+      Array.from({ length: cols }, () => (rand() < 0.25 ? rand() : Infinity)),
+    );
+    const a = linearAssignment(cost, limit);
+    // Reference: the padded square matrix solved in one piece.
+    const size = Math.max(rows, cols);
+    const square = Array.from({ length: size }, (_, r) =>
+      Array.from({ length: size }, (_, c) =>
+        r < rows && c < cols && cost[r][c] <= limit ? cost[r][c] : limit,
+      ),
+    );
+    const whole = hungarian(square);
+    let refObjective = 0;
+    for (let r = 0; r < rows; r++) {
+      const c = whole[r];
+      if (c >= 0 && c < cols && cost[r][c] <= limit) refObjective += cost[r][c] - limit;
+    }
+    const objective = a.matches.reduce((s, [r, c]) => s + cost[r][c] - limit, 0);
+    assert.ok(Math.abs(objective - refObjective) < 1e-9, `trial ${trial}: ${objective} vs ${refObjective}`);
+    for (const [r, c] of a.matches) assert.ok(cost[r][c] <= limit);
+    assert.equal(a.matches.length + a.unmatchedRows.length, rows);
+    assert.equal(a.matches.length + a.unmatchedCols.length, cols);
+    assert.equal(new Set(a.matches.map((m) => m[1])).size, a.matches.length, 'each column used once');
+  }
+});
