@@ -4,7 +4,7 @@
  * ratio in the report comes from one script measuring both sides in the same run (the scripts
  * are written that way); nothing here recomputes or edits their figures.
  *
- *   npm run bench -- [--only train,export,video,server] [--out docs/benchmarks.md]
+ *   npm run bench -- [--only train,export,video,models,server] [--out docs/benchmarks.md]
  *     [--spec train/configs/ped-pico.spec.json] [--quick]
  *
  * `--quick` passes smaller run counts to every script (a smoke run of the report, not figures to
@@ -61,6 +61,14 @@ const BENCHES: Bench[] = [
     args: ['--spec', spec],
     quickArgs: ['--spec', spec, '--frames', '40'],
     what: 'the video pipeline on vtest.avi (when installed) and a 1080p clip: each stage alone and the whole pipeline, in one run.',
+  },
+  {
+    key: 'models',
+    title: 'Teacher vs shipped student: speed per image',
+    script: 'teacher-student.js',
+    args: ['--images', '30'],
+    quickArgs: ['--images', '5', '--warmup', '1'],
+    what: 'the CenterNet teacher (tfjs) and the shipped student (ONNX Runtime CPU) on the same vtest.avi frames, decode and letterbox included.',
   },
   {
     key: 'server',
