@@ -27,7 +27,7 @@ import type { NamedTensor } from '../models/core/safetensors.js';
 import { buildOnnxModel, encodeModel } from '../export/onnx-graph.js';
 import { onnx, type OnnxTypes } from '../export/onnx-proto.js';
 import { toFp16 } from '../export/fp16.js';
-import { pruneDeadNodes, quantizeInt8 } from '../export/int8.js';
+import { HEAD_OUTPUT_CONVS, pruneDeadNodes, quantizeInt8 } from '../export/int8.js';
 import { imagesToBatches } from '../export/calibration.js';
 import { generateSyntheticScene } from '../train/data/synthetic.js';
 
@@ -96,7 +96,14 @@ const variants: { name: string; model: OnnxTypes.ModelProto }[] = [{ name: 'fp32
 if (deadCount > 0) variants.push({ name: 'fp32-pruned', model: pruned });
 for (const activations of ['uint8', 'int8'] as const) {
   t0 = performance.now();
-  const q = await quantizeInt8(fp32, calib, { method, percentile, perChannel: true, activations });
+  const q = await quantizeInt8(fp32, calib, {
+    method,
+    percentile,
+    perChannel: true,
+    activations,
+    // As `edgekd export` does by default (--int8-float-heads).
+    floatNodes: HEAD_OUTPUT_CONVS,
+  });
   console.log(
     `int8 (${activations} activations, ${method}${method === 'percentile' ? ` ${percentile}` : ''}) ` +
       `calibrated + quantised in ${(performance.now() - t0).toFixed(0)} ms`,

@@ -38,6 +38,12 @@ export const ExportConfigSchema = z.strictObject({
     .describe(
       '(uint8|int8) int8 only: activation type; uint8 fuses into QLinearConv on ORT CPU, int8 (symmetric) is what TensorRT takes',
     ),
+  int8FloatHeads: z
+    .boolean()
+    .default(true)
+    .describe(
+      "(bool) int8 only: keep the heads' last 1x1 convs (scores, sizes, offsets) in float32: less AP lost for ~no speed (--no-int8-float-heads quantises them too)",
+    ),
   calibrationLimit: z
     .number()
     .int()

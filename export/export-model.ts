@@ -22,7 +22,7 @@ import { assertValidOnnx } from './onnx-check.js';
 import { writeTritonRepository } from './triton.js';
 import { syntheticScene, verifyParity, type ParityReport } from './verify.js';
 import { toFp16, CPU_FP16_NOTE } from './fp16.js';
-import { pruneDeadNodes, quantizeInt8 } from './int8.js';
+import { HEAD_OUTPUT_CONVS, pruneDeadNodes, quantizeInt8 } from './int8.js';
 import { imagesToBatches, type RgbBuffer } from './calibration.js';
 import seedrandom from 'seedrandom';
 import type { ExportConfig } from './config.js';
@@ -55,7 +55,13 @@ export interface ModelCard {
   irVersion: number;
   precision: ExportConfig['precision'];
   /** INT8 only: how it was quantised (weights are always per-channel symmetric int8). */
-  quantization?: { activations: 'uint8' | 'int8'; method: 'minmax' | 'percentile'; calibration: string };
+  quantization?: {
+    activations: 'uint8' | 'int8';
+    method: 'minmax' | 'percentile';
+    calibration: string;
+    /** Convs left in float32 (the heads' last convs by default). */
+    floatNodes: string[];
+  };
   outputs: ExportConfig['outputs'];
   /** Graph input and outputs: names, shapes (`batch` = dynamic), layouts, meaning. */
   io: { input: OutputDescription; outputs: OutputDescription[] };
@@ -261,6 +267,7 @@ async function convertPrecision(
         method: config.calibrationMethod,
         perChannel: true,
         activations: config.int8Activations,
+        floatNodes: config.int8FloatHeads ? HEAD_OUTPUT_CONVS : [],
       });
     }
   }
@@ -366,6 +373,7 @@ export async function exportOnnx(
               activations: config.int8Activations,
               method: config.calibrationMethod,
               calibration: config.calibration ?? '',
+              floatNodes: config.int8FloatHeads ? [...HEAD_OUTPUT_CONVS] : [],
             },
           }
         : {}),

@@ -50,7 +50,16 @@ export interface Int8Options {
    * 0 for TensorRT (which accepts only symmetric quantisation); also runs on the CPU provider.
    */
   activations?: 'uint8' | 'int8';
+  /**
+   * Conv nodes (by name) left in float32. The detection heads' last 1x1 convs turn features into
+   * scores and box sizes: quantising their output costs AP for almost no speed (32 -> 1-2
+   * channels), so edgekd exports keep them float ({@link HEAD_OUTPUT_CONVS}).
+   */
+  floatNodes?: readonly string[];
 }
+
+/** The heads' final convs in an edgekd graph (see models/arch/graph.ts naming). */
+export const HEAD_OUTPUT_CONVS = ['head.heatmap.out', 'head.size.out', 'head.offset.out'] as const;
 
 /** What {@link planQdq} decided: the rewritten float graph and the tensors that need a range. */
 export interface QdqPlan {
@@ -126,7 +135,12 @@ function scalarOf(t: TensorProto | undefined): number | undefined {
  * @param model - FP32 model (opset >= 13).
  * @param activations - activation type, see {@link Int8Options.activations}.
  */
-export function planQdq(model: ModelProto, activations: 'uint8' | 'int8' = 'uint8'): QdqPlan {
+export function planQdq(
+  model: ModelProto,
+  activations: 'uint8' | 'int8' = 'uint8',
+  floatNodes: readonly string[] = [],
+): QdqPlan {
+  const keepFloat = new Set(floatNodes);
   const opset = model.opsetImport.find((o) => !o.domain)?.version;
   if (opset !== undefined && opset !== null && Number(opset) < 13)
     throw new ModelFormatError(
@@ -155,6 +169,7 @@ export function planQdq(model: ModelProto, activations: 'uint8' | 'int8' = 'uint
         const b = n.input[2] ? inits.get(n.input[2]) : undefined;
         q =
           !n.domain &&
+          !keepFloat.has(n.name) &&
           !inits.has(n.input[0]) &&
           w?.dataType === DT.FLOAT &&
           w.dims.length === 4 &&
@@ -477,7 +492,7 @@ export async function quantizeInt8(
   if (activations !== 'uint8' && activations !== 'int8')
     throw new RangeError(`'activations' must be one of uint8, int8, got ${String(activations)}`);
   checkBatches(batches, imageInputOf(model).chw);
-  const plan = planQdq(model, activations);
+  const plan = planQdq(model, activations, opts.floatNodes);
   const ranges = await collectRanges(model, plan.tensors, batches, {
     method: opts.method,
     percentile: opts.percentile,

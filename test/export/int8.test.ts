@@ -10,6 +10,7 @@ import { buildOnnxModel, encodeModel } from '../../export/onnx-graph.js';
 import { floatValues, type DecodedGraph } from '../../export/fp16.js';
 import {
   activationParams,
+  HEAD_OUTPUT_CONVS,
   insertQdq,
   planQdq,
   quantizeInt8,
@@ -337,4 +338,39 @@ test('latency of FP32 vs INT8 on the CPU provider is reported (no timing asserti
         `(tiny layers are overhead-bound; the 320x320 student's ratio is in bench/export.ts)`,
     );
   }
+});
+
+test('floatNodes: the heads last convs stay float32 (their weights unquantised), everything else is QDQ, and ORT runs it', async () => {
+  const fp32 = buildOnnxModel(spec, weights, { outputs: 'heads', opset: 17 });
+  const q = await quantizeInt8(fp32, calib, {
+    method: 'minmax',
+    perChannel: true,
+    floatNodes: HEAD_OUTPUT_CONVS,
+  });
+  const g8 = graphOf(q);
+  const convs = g8.node.filter((n) => n.opType === 'Conv');
+  for (const name of HEAD_OUTPUT_CONVS) {
+    const n = convs.find((c) => c.name === name);
+    assert.ok(n, `${name} is still a Conv`);
+    const w = g8.initializer.find((t) => t.name === n.input[1]);
+    assert.ok(w && w.dataType === DT.FLOAT, `${name} keeps float32 weights`);
+  }
+  const quantised = g8.initializer.filter((t) => t.name.endsWith('_quantized') && t.dataType === DT.INT8);
+  const all = await quantizeInt8(fp32, calib, { method: 'minmax', perChannel: true });
+  const quantisedAll = graphOf(all).initializer.filter(
+    (t) => t.name.endsWith('_quantized') && t.dataType === DT.INT8,
+  );
+  assert.equal(
+    quantised.length,
+    quantisedAll.length - HEAD_OUTPUT_CONVS.length,
+    'only the three head convs differ',
+  );
+  const session = await ort.InferenceSession.create(encodeModel(q));
+  const { height: H, width: W } = spec.input;
+  const n = calib[0].length / (3 * H * W);
+  const out = await session.run({
+    [session.inputNames[0]]: new ort.Tensor('float32', calib[0], [n, 3, H, W]),
+  });
+  assert.ok(Object.values(out).every((t) => (t.data as Float32Array).every(Number.isFinite)));
+  await session.release();
 });
