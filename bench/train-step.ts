@@ -184,7 +184,7 @@ console.log('');
 console.log(`wasm x${replicas} / wasm x1: ${(ips(rows[0]) / ips(rows[1])).toFixed(2)}x`);
 if (rows[2]) {
   console.log(
-    `wasm x1 / cpu: ${(ips(rows[1]) / ips(rows[2])).toFixed(1)}x; wasm x${replicas} / cpu: ${(ips(rows[0]) / ips(rows[2])).toFixed(1)}x (cpu: ${cpuBatch} image(s)/step, ${cpuWarmup} warm-up: ~100 s per image here, too slow for ${batch})`,
+    `wasm x1 / cpu: ${(ips(rows[1]) / ips(rows[2])).toFixed(1)}x; wasm x${replicas} / cpu: ${(ips(rows[0]) / ips(rows[2])).toFixed(1)}x (cpu: ${cpuBatch} image(s)/step, ${cpuWarmup} warm-up: ${(rows[2].ms / rows[2].images / 1000).toFixed(0)} s per image, too slow for ${batch})`,
   );
 }
 console.log(`backend: ${rows[0].detail}`);
