@@ -32,6 +32,7 @@
  * The load generator, the server's JPEG decoding (sharp) and ONNX Runtime all share this
  * machine's cores; on a small or busy machine that, not the batching, is what the ratio shows.
  */
+import { writeInitCheckpoint } from './init-checkpoint.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -44,9 +45,6 @@ import sharp from 'sharp';
 import { intFlag } from './int-flag.js';
 import { exportOnnx } from '../export/export-model.js';
 import { ExportConfigSchema } from '../export/config.js';
-import { buildGraph, initialWeights } from '../models/arch/graph.js';
-import { saveCheckpoint } from '../models/core/checkpoint.js';
-import { readModelSpec } from '../models/core/spec.js';
 import { readModelInfo, type ModelInfo } from '../runtime/model-info.js';
 import { InputPacker, letterboxImage } from '../runtime/preprocess.js';
 import { sessionOptionsFor } from '../runtime/providers.js';
@@ -141,14 +139,7 @@ async function resolveModel(): Promise<{ path: string; origin: string }> {
   let origin = `exported from ${checkpoint}`;
   if (!checkpoint) {
     const specPath = args.spec ?? DEFAULT_SPEC;
-    const spec = readModelSpec(specPath);
-    const graph = buildGraph(spec);
-    const init = initialWeights(graph, 1);
-    const params = new Map(
-      graph.params.map((p) => [p.name, { shape: p.shape.slice(), data: init.get(p.name)! }]),
-    );
-    checkpoint = join(dir, 'init.safetensors');
-    saveCheckpoint(checkpoint, { spec, params, ema: new Map() });
+    checkpoint = writeInitCheckpoint(specPath, dir);
     origin = `random init from ${specPath}`;
   }
   const exported = await exportOnnx(

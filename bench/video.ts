@@ -28,6 +28,7 @@
  * machine that is busy with other jobs the stages compete with them for cores and the figures
  * are noisy: the load average is printed with the table.
  */
+import { writeInitCheckpoint } from './init-checkpoint.js';
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -37,9 +38,6 @@ import { parseArgs } from 'node:util';
 import { intFlag } from './int-flag.js';
 import { exportOnnx } from '../export/export-model.js';
 import { ExportConfigSchema } from '../export/config.js';
-import { buildGraph, initialWeights } from '../models/arch/graph.js';
-import { saveCheckpoint } from '../models/core/checkpoint.js';
-import { readModelSpec } from '../models/core/spec.js';
 import { createDetector } from '../runtime/detector.js';
 import type { Detector, PreparedFrame } from '../runtime/types.js';
 import { findFfmpeg } from '../runtime/video/ffmpeg.js';
@@ -190,16 +188,7 @@ let det: Detector | undefined;
 try {
   // The model: exported by the project's exporter, from a checkpoint or from initial weights.
   let checkpoint = args.checkpoint;
-  if (!checkpoint) {
-    const spec = readModelSpec(args.spec);
-    const graph = buildGraph(spec);
-    const init = initialWeights(graph, 1);
-    const params = new Map(
-      graph.params.map((p) => [p.name, { shape: p.shape.slice(), data: init.get(p.name)! }]),
-    );
-    checkpoint = join(dir, 'init.safetensors');
-    saveCheckpoint(checkpoint, { spec, params, ema: new Map() });
-  }
+  if (!checkpoint) checkpoint = writeInitCheckpoint(args.spec, dir);
   const exported = await exportOnnx(
     ExportConfigSchema.parse({ checkpoint, out: join(dir, 'model.onnx'), outputs: 'boxes', verify: false }),
   );
