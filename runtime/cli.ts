@@ -18,6 +18,7 @@ import { ConfigError, formatError } from '../models/core/errors.js';
 import type { Detection } from '../models/core/detection.js';
 import { letterboxTransform } from '../models/core/letterbox.js';
 import { createDetector } from './detector.js';
+import { modelOrDefault } from './zoo.js';
 import { parseProfile, sessionHints } from './profiles.js';
 import { parseProviders } from './providers.js';
 import type { DetectResult, Detector, DetectorOptions, PreparedFrame, ProviderName } from './types.js';
@@ -176,14 +177,15 @@ function uniqueStem(path: string, used: Set<string>): string {
   return name;
 }
 
-const DETECT_HELP = `usage: edgekd detect IMAGE... --model FILE [--out DIR] [--ep tensorrt,cuda,cpu] [--threshold X] [--batch N]
+const DETECT_HELP = `usage: edgekd detect IMAGE... [--model FILE] [--out DIR] [--ep tensorrt,cuda,cpu] [--threshold X] [--batch N]
 
 Runs an exported detector on images (files or folders of images) and prints one JSON line per
 image: boxes in source pixels, scores, classes and timings. A summary line (provider, timings)
 goes to stderr.
 
 Options:
-  --model FILE        the .onnx model (edgekd export, or a plain ONNX detector with --spec)
+  --model FILE        the .onnx model (edgekd export, or a plain ONNX detector with --spec);
+                      default: the shipped models/zoo/ped-pico.onnx
   --out DIR           also write <name>.json and an annotated <name>.jpg per image
   --threshold X       score threshold in [0, 1] (default: the model spec's decode.scoreThreshold)
   --max-detections N  boxes per image at most (default: the spec's decode.topK)
@@ -208,11 +210,7 @@ export async function detectCommand(argv: string[]): Promise<number> {
     console.log(DETECT_HELP);
     return 0;
   }
-  if (typeof values.model !== 'string')
-    throw new ConfigError(
-      'ERR_CONFIG_INVALID',
-      `--model FILE is required (the .onnx model to run)\n\n${DETECT_HELP}`,
-    );
+  const modelPath = modelOrDefault(typeof values.model === 'string' ? values.model : undefined, 'run');
   const images = expandImages(positionals);
   if (images.length === 0)
     throw new ConfigError(
@@ -228,7 +226,7 @@ export async function detectCommand(argv: string[]): Promise<number> {
   const out = typeof values.out === 'string' ? values.out : undefined;
   if (out) mkdirSync(out, { recursive: true });
 
-  const det = await createDetector(values.model, opts);
+  const det = await createDetector(modelPath, opts);
   try {
     const classes = det.spec.classes;
     const used = new Set<string>();
@@ -287,7 +285,7 @@ export async function detectCommand(argv: string[]): Promise<number> {
           const stem = uniqueStem(image, used);
           writeFileSync(
             join(out, `${stem}.json`),
-            `${JSON.stringify({ model: values.model, provider: det.provider, ...record }, null, 2)}\n`,
+            `${JSON.stringify({ model: modelPath, provider: det.provider, ...record }, null, 2)}\n`,
           );
           await writeAnnotated(image, r, classes, join(out, `${stem}.jpg`));
         }

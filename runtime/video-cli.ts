@@ -12,6 +12,7 @@
 import { availableParallelism } from 'node:os';
 import { helpText, parseCli, schemaFlags } from '../models/core/config.js';
 import { EdgekdError, formatError } from '../models/core/errors.js';
+import { modelOrDefault } from './zoo.js';
 import { createDetector } from './detector.js';
 import { parseProfile, precisionAdvice, resolveDecodePlan, sessionHints } from './profiles.js';
 import { parseProviders } from './providers.js';
@@ -22,7 +23,7 @@ import { runVideoPipeline, type VideoEvent, type VideoSink } from './video/pipel
 import { AnnotatedVideoSink, JsonlSink, StatsSink } from './video/sinks.js';
 
 const USAGE =
-  'usage: edgekd video SOURCE --model FILE [--out annotated.mp4] [--jsonl FILE|-] [--live] [--batch N] [--ep tensorrt,cuda,cpu] [--profile jetson|nvidia] [--count-line x1,y1,x2,y2] [--max-frames N]\n' +
+  'usage: edgekd video SOURCE [--model FILE] [--out annotated.mp4] [--jsonl FILE|-] [--live] [--batch N] [--ep tensorrt,cuda,cpu] [--profile jetson|nvidia] [--count-line x1,y1,x2,y2] [--max-frames N]\n' +
   "  SOURCE: video file, rtsp/rtmp/http(s)/udp/srt URL, /dev/videoN, image folder, or '-' (stdin)";
 
 /** Pulls the positional SOURCE out of argv (the first token that is not a flag or a flag's value). */
@@ -62,7 +63,7 @@ export async function videoCommand(argv: string[]): Promise<number> {
         openTimeoutMs: config.openTimeout * 1000,
       })
     : undefined;
-  const detector = await createDetector(config.model, {
+  const detector = await createDetector(modelOrDefault(config.model, 'run'), {
     providers,
     deviceId: config.deviceId,
     workers: config.workers,

@@ -5,6 +5,7 @@
 import { numberFlag, parseFlagArgs } from '../models/core/config.js';
 import { ConfigError } from '../models/core/errors.js';
 import { parseProviders } from '../runtime/providers.js';
+import { modelOrDefault } from '../runtime/zoo.js';
 import { createServer, type ServerOptions } from './app.js';
 
 type Flags = Record<string, { type: 'string' | 'boolean'; short?: string }>;
@@ -29,7 +30,7 @@ const FLAGS: Flags = {
   'max-streams': { type: 'string' },
 };
 
-const HELP = `usage: edgekd serve --model FILE [--port 8080] [--host 127.0.0.1] [--ep cpu,...] [options]
+const HELP = `usage: edgekd serve [--model FILE] [--port 8080] [--host 127.0.0.1] [--ep cpu,...] [options]
 
 Serves a detector over HTTP: POST /v1/detect (raw image or multipart), GET /v1/models, video
 streams under /v1/streams, /healthz, /readyz, /metrics (Prometheus), /openapi.json, and the
@@ -37,7 +38,8 @@ browser demo at /. Prints the URL; SIGTERM or SIGINT drains in-flight requests, 
 streams and exits 0. See docs/http-api.md.
 
 Options:
-  --model FILE        the .onnx model (edgekd export, or a plain ONNX detector with --spec)
+  --model FILE        the .onnx model (edgekd export, or a plain ONNX detector with --spec);
+                      default: the shipped models/zoo/ped-pico.onnx
   --spec FILE         model spec JSON for a plain ONNX model without edgekd metadata
   --port N            TCP port (default 8080; 0 = any free port)
   --host ADDR         interface to bind (default 127.0.0.1; 0.0.0.0 for every interface)
@@ -66,17 +68,13 @@ const isInt = (min: number) => (v: number) => Number.isInteger(v) && v >= min;
 
 /** The server options from the flags (and EDGEKD_TOKEN). */
 function serverOptions(values: Values): ServerOptions {
-  if (typeof values.model !== 'string')
-    throw new ConfigError(
-      'ERR_CONFIG_INVALID',
-      `--model FILE is required (the .onnx model to serve)\n\n${HELP}`,
-    );
+  const modelPath = modelOrDefault(typeof values.model === 'string' ? values.model : undefined, 'serve');
   const token = typeof values.token === 'string' ? values.token : process.env.EDGEKD_TOKEN || undefined;
   if (token !== undefined && token.trim() === '')
     throw new ConfigError('ERR_CONFIG_INVALID', '--token must not be empty');
   const mb = num(values, 'max-body-mb', (v) => v > 0, 'a number > 0');
   return {
-    modelPath: values.model,
+    modelPath,
     specPath: typeof values.spec === 'string' ? values.spec : undefined,
     providers: typeof values.ep === 'string' ? parseProviders(values.ep) : undefined,
     workers: num(values, 'workers', isInt(1), 'an integer >= 1'),

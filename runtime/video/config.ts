@@ -12,7 +12,11 @@ export const VideoConfigSchema = z.strictObject({
     .describe(
       "(string) video file, rtsp/rtmp/http(s)/udp/srt URL, /dev/videoN, image folder, or '-' for stdin",
     ),
-  model: z.string().min(1).describe('(path) ONNX model written by edgekd export'),
+  model: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('(path) ONNX model written by edgekd export (default: the shipped models/zoo/ped-pico.onnx)'),
   spec: z
     .string()
     .optional()

@@ -76,11 +76,11 @@ test('edgekd detect reports a bad image and goes on; exit 1', async () => {
   assert.equal(r.stdout.trim().split('\n').length, 1);
 });
 
-test('edgekd detect rejects a missing --model, an unknown provider and an unknown flag with exit 2', async () => {
+test('edgekd detect runs the shipped model without --model; rejects an unknown provider and flag with exit 2', async () => {
   const img = await writeImage('x.png', 32, 32);
   const a = run(['detect', img]);
-  assert.equal(a.status, 2);
-  assert.match(a.stderr, /error\[ERR_CONFIG_INVALID\]: --model FILE is required/);
+  assert.equal(a.status, 0, a.stderr);
+  assert.match(a.stderr, /model ped-pico \(boxes, fp32\)/);
   const b = run(['detect', img, '--model', m.boxes, '--ep', 'cuda,gpu']);
   assert.equal(b.status, 2);
   assert.match(b.stderr, /unknown execution provider 'gpu'.*valid providers: tensorrt, cuda, webgpu, cpu/);

@@ -65,9 +65,11 @@ test('serve rejects an unknown flag with a hint (exit 2) and documents its flags
   });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /ERR_CONFIG_UNKNOWN_KEY.*--max-bach; did you mean --max-batch\?/);
-  const none = spawnSync(process.execPath, [bin, 'serve'], { encoding: 'utf8' });
+  const none = spawnSync(process.execPath, [bin, 'serve', '--model', 'no-such-model.onnx'], {
+    encoding: 'utf8',
+  });
   assert.equal(none.status, 2);
-  assert.match(none.stderr, /--model FILE is required/);
+  assert.match(none.stderr, /ERR_FILE_NOT_FOUND.*no-such-model\.onnx/);
   const range = spawnSync(process.execPath, [bin, 'serve', '--model', models.boxes, '--queue', '0'], {
     encoding: 'utf8',
   });
