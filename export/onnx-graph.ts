@@ -19,7 +19,7 @@
  *   not peaks have score 0, and consumers keep rows with score >= `edgekd.decode.scoreThreshold`
  *   (metadata) themselves, which also lets them pick a lower threshold without re-exporting.
  */
-import { readFileSync } from 'node:fs';
+import { packageVersion } from '../models/core/version.js';
 import { onnx, type OnnxTypes } from './onnx-proto.js';
 import { foldBatchNorm, kernelToOihw } from './bn-fold.js';
 import { ModelFormatError } from '../models/core/errors.js';
@@ -48,17 +48,8 @@ const I64 = onnx.TensorProto.DataType.INT64;
 const BOOL = onnx.TensorProto.DataType.BOOL;
 type Dim = number | string;
 
-/** The package version, for `producer_version` (falls back when package.json is not beside dist/). */
-export function producerVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
+/** The package version, for `producer_version`. */
+export const producerVersion = packageVersion;
 
 /**
  * Checks a weight map against the graph of a spec: every parameter present, exact shapes,

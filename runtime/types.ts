@@ -42,19 +42,9 @@ export interface DetectorOptions {
   allowSpinning?: boolean;
 }
 
-/** Maps network-input pixels back to source pixels (letterbox or stretch). */
-export interface LetterboxTransform {
-  srcWidth: number;
-  srcHeight: number;
-  /** Network input width / height. */
-  width: number;
-  height: number;
-  scaleX: number;
-  scaleY: number;
-  /** Left / top padding in network pixels. */
-  padX: number;
-  padY: number;
-}
+/** Maps network-input pixels back to source pixels: defined once, shared with training. */
+export type { LetterboxTransform } from '../models/core/letterbox.js';
+import type { LetterboxTransform } from '../models/core/letterbox.js';
 
 /**
  * A frame already at the model's input size (e.g. scaled and padded by ffmpeg), packed RGB24

@@ -12,8 +12,8 @@
  * error handler at the end of the chain; express's default handler (HTML, stack traces) is never
  * reached.
  */
+import { packageVersion } from '../models/core/version.js';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -106,17 +106,6 @@ const SCORE_FLOOR = 0.05;
 const DRAIN_GRACE_MS = 5000;
 /** How long shutdown waits for lingering connections after the work is done, ms. */
 const CLOSE_GRACE_MS = 2000;
-
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
-      version?: string;
-    };
-    return pkg.version ?? '0.0.0';
-  } catch {
-    return '0.0.0';
-  }
-}
 
 function checkOpt(name: string, v: number | undefined, min: number, int = true): void {
   if (v !== undefined && !((int ? Number.isInteger(v) : Number.isFinite(v)) && v >= min))
